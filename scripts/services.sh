@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Starts (or stops) the servers the test suite talks to, on loopback only.
+#
+#   scripts/services.sh start   install if needed, then start every service (idempotent)
+#   scripts/services.sh stop    stop them
+#   scripts/services.sh env     print the environment the tests read
+#
+# State lives under $BACKFLOW_SERVICES_DIR (default /tmp/backflow-services), never in the clone.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${BACKFLOW_SERVICES_DIR:-/tmp/backflow-services}
+pg_port=${BACKFLOW_PG_PORT:-55432}
+pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1)" 2>/dev/null || true)
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+env_lines() {
+  echo "export BACKFLOW_TEST_POSTGRES_URL=postgres://backflow:backflow@127.0.0.1:${pg_port}/backflow"
+}
+
+start_postgres() {
+  local data="$dir/postgres"
+  if [ -z "$pg_bin" ]; then pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/postgres | sort -V | tail -n 1)"); fi
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir" 2>/dev/null || chmod 1777 "$dir"; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    rm -rf "$data"
+    local pw; pw=$(mktemp); echo postgres > "$pw"; chmod 644 "$pw"
+    as_postgres "$pg_bin/initdb" -D "$data" -U postgres --pwfile="$pw" -A scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$pw"
+    cat >> "$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = ${pg_port}
+unix_socket_directories = '$data'
+max_connections = 300
+shared_buffers = 512MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_wal_size = 4GB
+CONF
+  fi
+  if as_postgres "$pg_bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    echo "postgres already running on 127.0.0.1:${pg_port}"
+  else
+    as_postgres "$pg_bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
+    echo "postgres started on 127.0.0.1:${pg_port}"
+  fi
+  PGPASSWORD=postgres psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SELECT 'CREATE ROLE backflow LOGIN SUPERUSER PASSWORD ''backflow'''
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'backflow') \gexec
+SELECT 'CREATE DATABASE backflow OWNER backflow'
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'backflow') \gexec
+SQL
+}
+
+stop_postgres() {
+  local data="$dir/postgres"
+  if [ -n "$pg_bin" ] && [ -f "$data/PG_VERSION" ]; then
+    as_postgres "$pg_bin/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1 || true
+  fi
+}
+
+case "${1:-start}" in
+  start)
+    "$here/install-deps.sh"
+    pg_bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/postgres | sort -V | tail -n 1)")
+    start_postgres
+    ;;
+  stop) stop_postgres ;;
+  env) env_lines ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac
