@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: starts the test services, then the gate
+# (format, lints) and every test against the real servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/services.sh start
+eval "$(scripts/services.sh env)"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

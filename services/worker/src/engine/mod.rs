@@ -1,0 +1,17 @@
+//! The sync engine, usable as a library without any gRPC: given a source, a destination, a
+//! sync and the previous snapshot, it moves only the changed rows and returns the next
+//! snapshot for the caller to commit.
+
+mod encoding;
+pub mod error;
+mod plan;
+pub mod result;
+mod run;
+pub mod snapshot;
+pub mod spec;
+
+pub use error::EngineError;
+pub use result::{RejectedOperation, RejectedRow, RunCounts, RunResult, StageTimings};
+pub use run::{Engine, RunInput};
+pub use snapshot::{Snapshot, SnapshotRef, SnapshotStore};
+pub use spec::{Mapping, SyncMode, SyncOptions, SyncSpec};

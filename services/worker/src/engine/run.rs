@@ -1,0 +1,631 @@
+//! One run of a sync: read → canonicalise → hash → classify against the previous snapshot →
+//! write changes → delete removals (mirror) → write the next snapshot.
+//!
+//! Three tasks form a pipeline joined by bounded channels: the source reader, the differ (this
+//! task), and the destination writer. The source keeps streaming while the destination writes,
+//! and memory is bounded by a few batches plus the two snapshot indexes, never by the size of
+//! the query result. Each write is acknowledged per row before its key enters the next
+//! snapshot, so a row that failed, or a run that died, is sent again next time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Field, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use backflow_connector_core::{
+    ConnectorError, Destination, DestinationWriter, ReadOptions, Source, WriteMode, WriteOutcome,
+    WriteTarget,
+};
+use futures::StreamExt;
+use hashbrown::HashSet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, info_span, warn, Instrument};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::engine::encoding::{decode_keys, RowEncoder};
+use crate::engine::error::EngineError;
+use crate::engine::plan::Plan;
+use crate::engine::result::{RejectedOperation, RejectedRow, RunCounts, RunResult, StageTimings};
+use crate::engine::snapshot::{
+    describe_key_schema, same_key_types, Snapshot, SnapshotBuilder, SnapshotRef, SnapshotStore,
+};
+use crate::engine::spec::{SyncMode, SyncSpec};
+
+/// Batches buffered between two stages; small, because back-pressure is the point.
+const CHANNEL_DEPTH: usize = 2;
+
+/// Everything one run needs. Connections are validated connector values (no I/O yet).
+pub struct RunInput<'a> {
+    /// Unique id of the run; names the snapshot file.
+    pub run_id: &'a str,
+    /// The sync.
+    pub spec: &'a SyncSpec,
+    /// Where rows come from.
+    pub source: &'a dyn Source,
+    /// Where changes go.
+    pub destination: &'a dyn Destination,
+    /// The snapshot of the last committed run, if any.
+    pub previous: Option<&'a SnapshotRef>,
+    /// Send every row, ignoring the snapshot's hashes (removals are still detected).
+    pub full_resync: bool,
+    /// Receives counts as the run progresses.
+    pub progress: Option<watch::Sender<RunCounts>>,
+}
+
+/// Runs syncs against one snapshot store.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    snapshots: SnapshotStore,
+}
+
+enum Work {
+    Write { id: u64, batch: RecordBatch },
+    Delete { id: u64, keys: RecordBatch },
+}
+
+struct Ack {
+    id: u64,
+    outcome: WriteOutcome,
+}
+
+/// Rows sent to the writer and not yet acknowledged.
+struct Pending {
+    operation: RejectedOperation,
+    keys: Vec<u8>,
+    offsets: Vec<usize>,
+    new_hashes: Vec<u128>,
+    old_hashes: Vec<Option<u128>>,
+    key_columns: Vec<ArrayRef>,
+}
+
+impl Pending {
+    fn new(operation: RejectedOperation, key_columns: Vec<ArrayRef>, rows: usize) -> Self {
+        Self {
+            operation,
+            keys: Vec::with_capacity(rows * 9),
+            offsets: {
+                let mut v = Vec::with_capacity(rows + 1);
+                v.push(0);
+                v
+            },
+            new_hashes: Vec::with_capacity(rows),
+            old_hashes: Vec::with_capacity(rows),
+            key_columns,
+        }
+    }
+
+    fn push(&mut self, key: &[u8], new_hash: u128, old_hash: Option<u128>) {
+        self.keys.extend_from_slice(key);
+        self.offsets.push(self.keys.len());
+        self.new_hashes.push(new_hash);
+        self.old_hashes.push(old_hash);
+    }
+
+    fn len(&self) -> usize {
+        self.new_hashes.len()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        &self.keys[self.offsets[i]..self.offsets[i + 1]]
+    }
+}
+
+/// State of the differ across batches.
+struct Differ<'a> {
+    spec: &'a SyncSpec,
+    plan: Plan,
+    full_resync: bool,
+    previous: Snapshot,
+    next: SnapshotBuilder,
+    new_keys: HashSet<u128>,
+    counts: RunCounts,
+    rejected: Vec<RejectedRow>,
+    pending: HashMap<u64, Pending>,
+    next_id: u64,
+    key_buf: Vec<u8>,
+    row_buf: Vec<u8>,
+    peak_heap: usize,
+}
+
+impl Engine {
+    /// An engine writing snapshots to `snapshots`.
+    pub fn new(snapshots: SnapshotStore) -> Self {
+        Self { snapshots }
+    }
+
+    /// The snapshot store, for callers that load or prune snapshots.
+    pub fn snapshots(&self) -> &SnapshotStore {
+        &self.snapshots
+    }
+
+    /// Runs one sync to completion. On error nothing is committed: the destination holds only
+    /// acknowledged, idempotent writes, and the previous snapshot stays current.
+    pub async fn run(&self, input: RunInput<'_>) -> Result<RunResult, EngineError> {
+        let span = info_span!("sync.run", backflow.sync = %input.spec.name, backflow.run_id = %input.run_id);
+        self.run_inner(input).instrument(span).await
+    }
+
+    async fn run_inner(&self, input: RunInput<'_>) -> Result<RunResult, EngineError> {
+        let started = Instant::now();
+        let spec = input.spec;
+        let batch_size = spec.options.batch_size.max(1);
+        if !(0.0..=1.0).contains(&spec.options.max_delete_fraction) {
+            return Err(EngineError::definition(
+                "max_delete_fraction",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+
+        let stream = input
+            .source
+            .read(&spec.query, ReadOptions { batch_size })
+            .await
+            .map_err(EngineError::Source)?;
+        let plan = Plan::new(spec, &stream.schema())?;
+
+        let (previous, key_types_match) = match input.previous {
+            Some(r) => {
+                let snapshot = self.snapshots.load(r).await?;
+                let matches = same_key_types(snapshot.key_fields(), &plan.key_fields);
+                if !matches && !input.full_resync {
+                    return Err(EngineError::KeySchemaChanged {
+                        previous: describe_key_schema(snapshot.key_fields()),
+                        current: describe_key_schema(&plan.key_fields),
+                    });
+                }
+                (snapshot, matches)
+            }
+            None => (Snapshot::empty(plan.key_fields.clone()), true),
+        };
+        let previous = if key_types_match {
+            previous
+        } else {
+            warn!(
+                sync = %spec.name,
+                "primary key types changed; full resync runs without deleting old keys"
+            );
+            Snapshot::empty(plan.key_fields.clone())
+        };
+
+        let target = WriteTarget {
+            object: spec.object.clone(),
+            schema: plan.destination_schema.clone(),
+            primary_key: plan.key_fields.iter().map(|f| f.name().clone()).collect(),
+            mode: match spec.mode {
+                SyncMode::Upsert | SyncMode::Mirror => WriteMode::Upsert,
+                SyncMode::Insert => WriteMode::Insert,
+                SyncMode::Update => WriteMode::Update,
+            },
+            create_table: spec.create_table,
+            initial_load: previous.is_empty(),
+        };
+        input
+            .destination
+            .check(&target)
+            .await
+            .map_err(EngineError::Destination)?;
+        let writer = input
+            .destination
+            .open(&target)
+            .await
+            .map_err(EngineError::Destination)?;
+
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let (source_tx, mut source_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (read_time_tx, read_time_rx) = tokio::sync::oneshot::channel();
+        tasks.spawn(
+            read_source(stream, source_tx, read_time_tx).instrument(info_span!("source.read")),
+        );
+        let (work_tx, work_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel();
+        tasks.spawn(async move {
+            let result = write_changes(writer, work_rx, ack_tx).await;
+            let _ = writer_done_tx.send(result);
+        });
+
+        let snapshot_rows = previous.len();
+        let mut differ = Differ {
+            spec,
+            plan,
+            full_resync: input.full_resync,
+            next: SnapshotBuilder::new(previous.key_fields().to_vec(), snapshot_rows),
+            previous,
+            new_keys: HashSet::new(),
+            counts: RunCounts::default(),
+            rejected: Vec::new(),
+            pending: HashMap::new(),
+            next_id: 0,
+            key_buf: Vec::with_capacity(64),
+            row_buf: Vec::with_capacity(1024),
+            peak_heap: 0,
+        };
+
+        let mut diff_time = Duration::ZERO;
+        let mut writer_gone = false;
+        while let Some(item) = source_rx.recv().await {
+            let batch = item.map_err(EngineError::Source)?;
+            let t = Instant::now();
+            let work = differ.classify(&batch)?;
+            diff_time += t.elapsed();
+            if let Some(work) = work {
+                if work_tx.send(work).await.is_err() {
+                    writer_gone = true;
+                    break;
+                }
+            }
+            differ.drain_acks(&mut ack_rx)?;
+            if let Some(p) = &input.progress {
+                p.send_replace(differ.counts);
+            }
+        }
+
+        if !writer_gone {
+            differ.check_guards(snapshot_rows as u64)?;
+            if spec.mode == SyncMode::Mirror {
+                let t = Instant::now();
+                let deletes = differ.removals(batch_size)?;
+                diff_time += t.elapsed();
+                for work in deletes {
+                    if work_tx.send(work).await.is_err() {
+                        break;
+                    }
+                    differ.drain_acks(&mut ack_rx)?;
+                }
+            }
+        }
+        drop(work_tx);
+        while let Some(ack) = ack_rx.recv().await {
+            differ.apply_ack(ack)?;
+        }
+        let (writer, write_time) = writer_done_rx
+            .await
+            .map_err(|_| EngineError::Internal("the writer task vanished".into()))?
+            .map_err(EngineError::Destination)?;
+        writer.close().await.map_err(EngineError::Destination)?;
+        if !differ.pending.is_empty() {
+            return Err(EngineError::Internal(format!(
+                "{} batches were never acknowledged",
+                differ.pending.len()
+            )));
+        }
+        let read_time = read_time_rx.await.unwrap_or_default();
+        if let Some(p) = &input.progress {
+            p.send_replace(differ.counts);
+        }
+
+        let t = Instant::now();
+        differ.note_heap();
+        let Differ {
+            counts,
+            rejected,
+            next,
+            peak_heap,
+            ..
+        } = differ;
+        let snapshot = self
+            .snapshots
+            .write(&spec.name, input.run_id, next)
+            .instrument(info_span!("snapshot.write"))
+            .await?;
+        let snapshot_write = t.elapsed();
+        let timings = StageTimings {
+            source_read: read_time,
+            diff: diff_time,
+            destination_write: write_time,
+            snapshot_write,
+            total: started.elapsed(),
+        };
+        info!(
+            read = counts.read,
+            added = counts.added,
+            changed = counts.changed,
+            removed = counts.removed,
+            written = counts.written,
+            deleted = counts.deleted,
+            failed = counts.failed,
+            elapsed_ms = timings.total.as_millis() as u64,
+            "sync run finished"
+        );
+        Ok(RunResult {
+            counts,
+            rejected,
+            timings,
+            snapshot,
+            snapshot_heap_bytes: peak_heap,
+        })
+    }
+}
+
+async fn read_source(
+    mut stream: backflow_connector_core::BatchStream,
+    tx: mpsc::Sender<Result<RecordBatch, ConnectorError>>,
+    done: tokio::sync::oneshot::Sender<Duration>,
+) {
+    let mut waited = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        let item = stream.next().await;
+        waited += t.elapsed();
+        let Some(item) = item else { break };
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    let _ = done.send(waited);
+}
+
+async fn write_changes(
+    mut writer: Box<dyn DestinationWriter>,
+    mut rx: mpsc::Receiver<Work>,
+    acks: mpsc::UnboundedSender<Ack>,
+) -> Result<(Box<dyn DestinationWriter>, Duration), ConnectorError> {
+    let mut busy = Duration::ZERO;
+    while let Some(work) = rx.recv().await {
+        let t = Instant::now();
+        let (id, outcome) = match work {
+            Work::Write { id, batch } => {
+                let span = info_span!(
+                    "destination.write",
+                    rows = batch.num_rows(),
+                    db.operation = "upsert"
+                );
+                (id, writer.write(&batch).instrument(span).await?)
+            }
+            Work::Delete { id, keys } => {
+                let span = info_span!(
+                    "destination.write",
+                    rows = keys.num_rows(),
+                    db.operation = "delete"
+                );
+                (id, writer.delete(&keys).instrument(span).await?)
+            }
+        };
+        busy += t.elapsed();
+        if acks.send(Ack { id, outcome }).is_err() {
+            break;
+        }
+    }
+    Ok((writer, busy))
+}
+
+/// Renders a primary key for messages: `id=42` or `(a=1, b=x)`.
+pub(crate) fn render_key(fields: &[Field], columns: &[ArrayRef], row: usize) -> String {
+    let options = FormatOptions::default().with_null("NULL");
+    let parts: Vec<String> = fields
+        .iter()
+        .zip(columns)
+        .map(|(f, c)| {
+            let value = ArrayFormatter::try_new(c.as_ref(), &options)
+                .map(|fmt| fmt.value(row).to_string())
+                .unwrap_or_else(|_| "?".into());
+            format!("{}={}", f.name(), value)
+        })
+        .collect();
+    if parts.len() == 1 {
+        parts.into_iter().next().unwrap_or_default()
+    } else {
+        format!("({})", parts.join(", "))
+    }
+}
+
+impl Differ<'_> {
+    /// Hashes and classifies one batch, returning the rows to send.
+    fn classify(&mut self, batch: &RecordBatch) -> Result<Option<Work>, EngineError> {
+        let batch = self.plan.to_destination(batch)?;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let key_columns: Vec<ArrayRef> = self
+            .plan
+            .key_indices
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        for (field, column) in self.plan.key_fields.iter().zip(&key_columns) {
+            if column.null_count() > 0 {
+                let row = (0..n).find(|&r| column.is_null(r)).unwrap_or(0);
+                return Err(EngineError::NullKey {
+                    column: field.name().clone(),
+                    sample: render_key(&self.plan.key_fields, &key_columns, row),
+                });
+            }
+        }
+        let schema = batch.schema();
+        let all_fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
+        let all_columns: Vec<&ArrayRef> = batch.columns().iter().collect();
+        let key_field_refs: Vec<&Field> = self.plan.key_fields.iter().collect();
+        let key_column_refs: Vec<&ArrayRef> = key_columns.iter().collect();
+        let row_encoder = RowEncoder::new(&all_fields, &all_columns)?;
+        let key_encoder = RowEncoder::new(&key_field_refs, &key_column_refs)?;
+
+        let mut send = Vec::with_capacity(n);
+        let mut pending = Pending::new(RejectedOperation::Write, Vec::new(), 0);
+        let mut any = false;
+        for row in 0..n {
+            self.key_buf.clear();
+            key_encoder.encode(row, &mut self.key_buf);
+            self.row_buf.clear();
+            row_encoder.encode(row, &mut self.row_buf);
+            let hash = xxh3_128(&self.row_buf);
+            self.counts.read += 1;
+            let (old, is_change) = match self.previous.lookup(&self.key_buf) {
+                Some((slot, old)) => {
+                    if !self.previous.mark_seen(slot) {
+                        return Err(EngineError::DuplicateKey {
+                            key: render_key(&self.plan.key_fields, &key_columns, row),
+                        });
+                    }
+                    if old == hash {
+                        self.counts.unchanged += 1;
+                    } else {
+                        self.counts.changed += 1;
+                    }
+                    (Some(old), old != hash)
+                }
+                None => {
+                    if !self.new_keys.insert(xxh3_128(&self.key_buf)) {
+                        return Err(EngineError::DuplicateKey {
+                            key: render_key(&self.plan.key_fields, &key_columns, row),
+                        });
+                    }
+                    self.counts.added += 1;
+                    (None, true)
+                }
+            };
+            let wanted = match self.spec.mode {
+                SyncMode::Insert => old.is_none(),
+                _ => is_change || self.full_resync,
+            };
+            if wanted {
+                pending.push(&self.key_buf, hash, old);
+                any = true;
+            } else if let Some(old) = old {
+                if is_change {
+                    // A changed row in insert mode: the destination keeps the old values.
+                    self.counts.skipped += 1;
+                }
+                self.next.push(&self.key_buf, old)?;
+            }
+            send.push(wanted);
+        }
+        if !any {
+            return Ok(None);
+        }
+        let mask = BooleanArray::from(send);
+        let to_send = filter_record_batch(&batch, &mask)?;
+        pending.key_columns = self
+            .plan
+            .key_indices
+            .iter()
+            .map(|&i| to_send.column(i).clone())
+            .collect();
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(id, pending);
+        debug!(batch = id, rows = to_send.num_rows(), "batch classified");
+        Ok(Some(Work::Write { id, batch: to_send }))
+    }
+
+    /// Fails the run before any delete when the result looks like an upstream accident.
+    fn check_guards(&mut self, snapshot_rows: u64) -> Result<(), EngineError> {
+        if self.counts.read == 0 && snapshot_rows > 0 && !self.spec.options.allow_empty_source {
+            return Err(EngineError::EmptySource { snapshot_rows });
+        }
+        let removed = self.previous.unseen_count() as u64;
+        self.counts.removed = removed;
+        if self.spec.mode == SyncMode::Mirror
+            && removed > 0
+            && removed as f64 > self.spec.options.max_delete_fraction * snapshot_rows as f64
+            && !(self.counts.read == 0 && self.spec.options.allow_empty_source)
+        {
+            return Err(EngineError::TooManyDeletes {
+                removed,
+                snapshot_rows,
+                max_delete_fraction: self.spec.options.max_delete_fraction,
+            });
+        }
+        Ok(())
+    }
+
+    /// Builds delete batches for the snapshot keys that left the query result.
+    fn removals(&mut self, batch_size: usize) -> Result<Vec<Work>, EngineError> {
+        let slots: Vec<usize> = self.previous.unseen().collect();
+        let schema = Arc::new(Schema::new(self.plan.key_fields.clone()));
+        let mut work = Vec::with_capacity(slots.len().div_ceil(batch_size));
+        for chunk in slots.chunks(batch_size) {
+            let columns = decode_keys(
+                &self.plan.key_fields,
+                chunk.iter().map(|&s| self.previous.key(s)),
+            )?;
+            let keys = RecordBatch::try_new(schema.clone(), columns.clone())
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            let mut pending = Pending::new(RejectedOperation::Delete, columns, chunk.len());
+            for &slot in chunk {
+                let old = self.previous.hash(slot);
+                pending.push(self.previous.key(slot), old, Some(old));
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            self.pending.insert(id, pending);
+            work.push(Work::Delete { id, keys });
+        }
+        Ok(work)
+    }
+
+    fn drain_acks(&mut self, acks: &mut mpsc::UnboundedReceiver<Ack>) -> Result<(), EngineError> {
+        while let Ok(ack) = acks.try_recv() {
+            self.apply_ack(ack)?;
+        }
+        self.note_heap();
+        Ok(())
+    }
+
+    /// Moves acknowledged rows into the next snapshot and records refusals.
+    fn apply_ack(&mut self, ack: Ack) -> Result<(), EngineError> {
+        let pending = self.pending.remove(&ack.id).ok_or_else(|| {
+            EngineError::Internal(format!("acknowledgement for unknown batch {}", ack.id))
+        })?;
+        let n = pending.len();
+        let mut status = vec![Status::Applied; n];
+        for &row in &ack.outcome.skipped {
+            if row < n {
+                status[row] = Status::Skipped;
+            }
+        }
+        for failure in &ack.outcome.failed {
+            if failure.row >= n {
+                return Err(EngineError::Internal(format!(
+                    "destination reported row {} of a {n}-row batch",
+                    failure.row
+                )));
+            }
+            status[failure.row] = Status::Failed;
+            if self.rejected.len() < self.spec.options.max_rejected_rows {
+                self.rejected.push(RejectedRow {
+                    key: render_key(&self.plan.key_fields, &pending.key_columns, failure.row),
+                    column: failure.column.clone(),
+                    message: failure.message.clone(),
+                    operation: pending.operation,
+                });
+            }
+        }
+        for (row, status) in status.into_iter().enumerate() {
+            let key = pending.key(row);
+            match (pending.operation, status) {
+                (RejectedOperation::Write, Status::Applied) => {
+                    self.counts.written += 1;
+                    self.next.push(key, pending.new_hashes[row])?;
+                }
+                (RejectedOperation::Delete, Status::Applied) => self.counts.deleted += 1,
+                (_, Status::Failed) => {
+                    self.counts.failed += 1;
+                    if let Some(old) = pending.old_hashes[row] {
+                        self.next.push(key, old)?;
+                    }
+                }
+                (_, Status::Skipped) => self.counts.skipped += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn note_heap(&mut self) {
+        let heap =
+            self.previous.heap_bytes() + self.next.heap_bytes() + self.new_keys.capacity() * 17;
+        self.peak_heap = self.peak_heap.max(heap);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Applied,
+    Failed,
+    Skipped,
+}
