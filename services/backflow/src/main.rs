@@ -4,6 +4,8 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod demo_data;
+mod local_run;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -18,6 +20,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the syncs of a definition file in this process (embedded state, no control plane).
+    Run(local_run::RunArgs),
+    /// Write the quickstart's demo warehouse (customers with scores) as Parquet.
+    DemoData(demo_data::DemoDataArgs),
     /// Measure sync throughput against a real PostgreSQL and print a report.
     Bench(bench::BenchArgs),
 }
@@ -29,6 +35,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Run(args) => local_run::run(args).await,
+        Command::DemoData(args) => demo_data::run(args),
         Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -1,0 +1,339 @@
+//! The declarative definition file (`backflow.yaml`, DESIGN.md §1): connections and syncs,
+//! version-controlled by users and applied as a whole.
+//!
+//! Parsing is strict: an unknown key is an error naming the key, its line and column, because a
+//! typo such as `primary_keys` silently ignored would make a sync do something else entirely.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use backflow_worker::engine::{Mapping, SyncMode, SyncOptions, SyncSpec};
+use serde::{Deserialize, Serialize};
+
+/// Why a definition file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    /// The YAML is malformed or has an unknown or mistyped key.
+    #[error("{message}")]
+    Parse {
+        /// serde's message, which names the key and, where known, the line and column.
+        message: String,
+        /// 1-based line of the problem, when known.
+        line: Option<usize>,
+    },
+    /// The file parses but is inconsistent.
+    #[error("`{path}`: {message}")]
+    Invalid {
+        /// Where in the file (`syncs[0].destination.connection`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> DefinitionError {
+    DefinitionError::Invalid {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// A whole definition file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definitions {
+    /// Named connections to sources and destinations.
+    #[serde(default)]
+    pub connections: Vec<ConnectionDef>,
+    /// Syncs between those connections.
+    #[serde(default)]
+    pub syncs: Vec<SyncDef>,
+}
+
+/// A connection: a type from the connector registry and its raw config (secrets as
+/// `${env:…}` / `${file:…}` references, never values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionDef {
+    /// Unique name that syncs refer to.
+    pub name: String,
+    /// Connector type (`postgres`, `files`, `sqlite`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The connector's own config, validated by the connector.
+    #[serde(default)]
+    pub config: serde_json::Value,
+}
+
+/// Where a sync reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    /// Name of a connection.
+    pub connection: String,
+    /// The query whose result is synced.
+    pub query: String,
+}
+
+/// Where a sync writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationDef {
+    /// Name of a connection.
+    pub connection: String,
+    /// Table (or collection) to write.
+    #[serde(alias = "collection")]
+    pub table: String,
+    /// How rows are applied.
+    pub mode: SyncMode,
+    /// Create the table when missing.
+    #[serde(default)]
+    pub create_table: bool,
+}
+
+/// When a sync runs by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDef {
+    /// A fixed interval such as `30s`, `15m`, `2h`, `1d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<String>,
+    /// A cron expression, in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+}
+
+/// One sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDef {
+    /// Unique name.
+    pub name: String,
+    /// What to read.
+    pub source: SourceDef,
+    /// Columns of the query result that identify a row.
+    pub primary_key: Vec<String>,
+    /// Where to write.
+    pub destination: DestinationDef,
+    /// Renames from query columns to destination columns.
+    #[serde(default)]
+    pub mappings: Vec<Mapping>,
+    /// When to run; none means only when triggered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleDef>,
+    /// Safety and tuning knobs.
+    #[serde(default)]
+    pub options: SyncOptions,
+}
+
+impl SyncDef {
+    /// The engine's view of this sync.
+    pub fn to_spec(&self) -> SyncSpec {
+        SyncSpec {
+            name: self.name.clone(),
+            query: self.source.query.clone(),
+            primary_key: self.primary_key.clone(),
+            object: self.destination.table.clone(),
+            mode: self.destination.mode,
+            create_table: self.destination.create_table,
+            mappings: self.mappings.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
+/// Parses `1d`, `2h`, `15m`, `30s` (one unit, whole numbers).
+pub fn parse_interval(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+impl Definitions {
+    /// Parses and validates a YAML definition file.
+    pub fn from_yaml(text: &str) -> Result<Self, DefinitionError> {
+        let definitions: Definitions =
+            serde_yaml_ng::from_str(text).map_err(|e| DefinitionError::Parse {
+                line: e.location().map(|l| l.line()),
+                message: e.to_string(),
+            })?;
+        definitions.validate()?;
+        Ok(definitions)
+    }
+
+    /// Checks names, references and knobs; connector configs are checked by their connectors.
+    pub fn validate(&self) -> Result<(), DefinitionError> {
+        let mut connections = HashSet::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            if !valid_name(&c.name) {
+                return Err(invalid(
+                    format!("connections[{i}].name"),
+                    format!("`{}` is not a valid name (lowercase letters, digits, `_`, `-`; at most 63)", c.name),
+                ));
+            }
+            if !connections.insert(c.name.as_str()) {
+                return Err(invalid(
+                    format!("connections[{i}].name"),
+                    format!("connection `{}` is defined twice", c.name),
+                ));
+            }
+        }
+        let mut syncs = HashSet::new();
+        for (i, s) in self.syncs.iter().enumerate() {
+            let at = |field: &str| format!("syncs[{i}].{field}");
+            if !valid_name(&s.name) {
+                return Err(invalid(
+                    at("name"),
+                    format!("`{}` is not a valid name (lowercase letters, digits, `_`, `-`; at most 63)", s.name),
+                ));
+            }
+            if !syncs.insert(s.name.as_str()) {
+                return Err(invalid(
+                    at("name"),
+                    format!("sync `{}` is defined twice", s.name),
+                ));
+            }
+            for (field, name) in [
+                ("source.connection", &s.source.connection),
+                ("destination.connection", &s.destination.connection),
+            ] {
+                if !connections.contains(name.as_str()) {
+                    return Err(invalid(at(field), format!("no connection named `{name}`")));
+                }
+            }
+            if s.source.query.trim().is_empty() {
+                return Err(invalid(at("source.query"), "the query is empty"));
+            }
+            if s.primary_key.is_empty() {
+                return Err(invalid(
+                    at("primary_key"),
+                    "at least one column is required",
+                ));
+            }
+            if s.destination.table.trim().is_empty() {
+                return Err(invalid(at("destination.table"), "the table is empty"));
+            }
+            if !(0.0..=1.0).contains(&s.options.max_delete_fraction) {
+                return Err(invalid(
+                    at("options.max_delete_fraction"),
+                    "must be between 0.0 and 1.0",
+                ));
+            }
+            if s.options.batch_size == 0 {
+                return Err(invalid(at("options.batch_size"), "must be at least 1"));
+            }
+            if let Some(schedule) = &s.schedule {
+                match (&schedule.every, &schedule.cron) {
+                    (Some(every), None) => {
+                        if parse_interval(every).is_none() {
+                            return Err(invalid(
+                                at("schedule.every"),
+                                format!("`{every}` is not an interval like 30s, 15m, 2h or 1d"),
+                            ));
+                        }
+                    }
+                    (None, Some(_)) => {}
+                    _ => {
+                        return Err(invalid(
+                            at("schedule"),
+                            "give exactly one of `every` or `cron`",
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection named `name`.
+    pub fn connection(&self, name: &str) -> Option<&ConnectionDef> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+connections:
+  - name: warehouse
+    type: files
+    config: { tables: { scores: ./data/scores.parquet } }
+  - name: app_db
+    type: postgres
+    config:
+      url: postgres://app@127.0.0.1:5432/app
+      password: ${env:APP_DB_PASSWORD}
+syncs:
+  - name: customer_scores
+    source: { connection: warehouse, query: "SELECT customer_id, churn_risk, ltv FROM scores WHERE ltv > 0" }
+    primary_key: [customer_id]
+    destination: { connection: app_db, table: public.customer_scores, mode: upsert, create_table: true }
+    mappings: [ { from: churn_risk, to: churn_risk_score } ]
+    schedule: { every: 15m }
+"#;
+
+    #[test]
+    fn parses_the_design_example() {
+        let d = Definitions::from_yaml(EXAMPLE).unwrap();
+        assert_eq!(d.connections.len(), 2);
+        let spec = d.syncs[0].to_spec();
+        assert_eq!(spec.mode, SyncMode::Upsert);
+        assert_eq!(spec.destination_column("churn_risk"), "churn_risk_score");
+        assert_eq!(spec.options.max_delete_fraction, 0.5);
+        assert_eq!(
+            d.connection("app_db").unwrap().config["password"],
+            "${env:APP_DB_PASSWORD}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let text = EXAMPLE.replace("primary_key:", "primary_keys:");
+        let e = Definitions::from_yaml(&text).unwrap_err();
+        let DefinitionError::Parse { message, line } = &e else {
+            panic!("{e}")
+        };
+        assert!(message.contains("primary_keys"), "{message}");
+        assert_eq!(*line, Some(14), "{message}");
+    }
+
+    #[test]
+    fn dangling_connection_names_the_field() {
+        let text = EXAMPLE.replace("connection: app_db", "connection: app");
+        let e = Definitions::from_yaml(&text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`syncs[0].destination.connection`: no connection named `app`"
+        );
+    }
+
+    #[test]
+    fn bad_mode_and_interval_are_refused() {
+        let e =
+            Definitions::from_yaml(&EXAMPLE.replace("mode: upsert", "mode: merge")).unwrap_err();
+        assert!(e.to_string().contains("merge"), "{e}");
+        let e = Definitions::from_yaml(&EXAMPLE.replace("every: 15m", "every: soon")).unwrap_err();
+        assert!(e.to_string().contains("schedule.every"), "{e}");
+        assert_eq!(parse_interval("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_interval("0s"), None);
+    }
+}

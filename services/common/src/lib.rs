@@ -1,0 +1,3 @@
+//! What every Backflow service and the CLI share.
+
+pub mod definitions;
