@@ -61,8 +61,14 @@ impl fmt::Display for ErrorKind {
 /// find the offending definition or row without reading logs.
 ///
 /// Messages never contain secret values: connectors build them from redacted inputs.
+///
+/// The fields live behind one `Box` so a `Result<T, ConnectorError>` stays pointer-sized on
+/// the happy path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectorError {
+pub struct ConnectorError(Box<Inner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     retryable: bool,
@@ -75,7 +81,7 @@ pub struct ConnectorError {
 impl ConnectorError {
     /// A new error of `kind`; retryable only for connectivity failures unless overridden.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             message: message.into(),
             retryable: kind.retryable_by_default(),
@@ -83,7 +89,7 @@ impl ConnectorError {
             column: None,
             key: None,
             code: None,
-        }
+        }))
     }
 
     /// Shorthand for a malformed definition naming the offending config `field`.
@@ -113,90 +119,90 @@ impl ConnectorError {
 
     /// Names the config field (dotted path) the error is about.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        self.0.field = Some(field.into());
         self
     }
 
     /// Names the column the error is about.
     pub fn with_column(mut self, column: impl Into<String>) -> Self {
-        self.column = Some(column.into());
+        self.0.column = Some(column.into());
         self
     }
 
     /// Names the primary key (rendered for humans) of the row the error is about.
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
+        self.0.key = Some(key.into());
         self
     }
 
     /// Carries the remote system's own error code (for example a SQLSTATE).
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
-        self.code = Some(code.into());
+        self.0.code = Some(code.into());
         self
     }
 
     /// Overrides whether a retry of the whole run may succeed.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
+        self.0.retryable = retryable;
         self
     }
 
     /// Prefixes the message with what was being done, keeping kind and context.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.message = format!("{what}: {}", self.message);
+        self.0.message = format!("{what}: {}", self.0.message);
         self
     }
 
     /// The coarse class of the failure.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The human message, without the context fields.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Whether retrying the run may succeed without a human changing anything.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.0.retryable
     }
 
     /// The config field the error is about, if any.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.0.field.as_deref()
     }
 
     /// The column the error is about, if any.
     pub fn column(&self) -> Option<&str> {
-        self.column.as_deref()
+        self.0.column.as_deref()
     }
 
     /// The primary key of the offending row, if any.
     pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+        self.0.key.as_deref()
     }
 
     /// The remote system's error code, if any.
     pub fn code(&self) -> Option<&str> {
-        self.code.as_deref()
+        self.0.code.as_deref()
     }
 }
 
 impl fmt::Display for ConnectorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} error", self.kind)?;
-        if let Some(field) = &self.field {
+        write!(f, "{} error", self.0.kind)?;
+        if let Some(field) = &self.0.field {
             write!(f, " in field `{field}`")?;
         }
-        if let Some(column) = &self.column {
+        if let Some(column) = &self.0.column {
             write!(f, " on column `{column}`")?;
         }
-        if let Some(key) = &self.key {
+        if let Some(key) = &self.0.key {
             write!(f, " for key {key}")?;
         }
-        write!(f, ": {}", self.message)?;
-        if let Some(code) = &self.code {
+        write!(f, ": {}", self.0.message)?;
+        if let Some(code) = &self.0.code {
             write!(f, " (code {code})")?;
         }
         Ok(())
