@@ -1,0 +1,1011 @@
+//! The PostgreSQL destination: binary COPY into a temporary staging table, then one statement
+//! that applies the write mode, in one transaction per batch.
+//!
+//! Rows the database refuses (a bad value, a constraint) are isolated by splitting the batch
+//! in halves until each failing row stands alone, so one bad row never blocks the others.
+//! An initial load into an empty table whose columns have exactly the native types skips the
+//! staging table and COPYs straight into the target.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Field;
+use async_trait::async_trait;
+use backflow_connector_core::{
+    CanonicalType, ConnectorError, Destination, DestinationWriter, ErrorKind, RowFailure,
+    WriteMode, WriteOutcome, WriteTarget,
+};
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Executor};
+use tracing::Instrument;
+
+use crate::codec::{encode_row, write_header, write_trailer, EncodeColumn};
+use crate::config::{PostgresConfig, Role};
+use crate::error::{classify, classify_during, is_row_level};
+use crate::ident::{quote, ObjectName};
+use crate::table::{self, Table};
+use crate::types::{native_type, NativeType};
+
+/// Name of the row-number column of staging tables: ties staged rows back to the batch.
+const ROW_COLUMN: &str = "__backflow_row";
+/// The staging table of rows to write.
+const STAGE: &str = "pg_temp.\"__backflow_stage\"";
+/// The staging table of keys to delete.
+const KEYS: &str = "pg_temp.\"__backflow_keys\"";
+/// Encoded COPY data is sent in pieces of about this size.
+const SEND_CHUNK: usize = 1 << 20;
+
+/// A validated PostgreSQL destination; it connects only in `check` and `open`.
+#[derive(Debug, Clone)]
+pub struct PostgresDestination {
+    config: PostgresConfig,
+}
+
+impl PostgresDestination {
+    pub(crate) fn new(config: PostgresConfig) -> Self {
+        Self { config }
+    }
+
+    /// `open` with the concrete writer type, so crate tests can read its statistics.
+    pub(crate) async fn open_writer(
+        &self,
+        target: &WriteTarget,
+    ) -> Result<PostgresWriter, ConnectorError> {
+        let plan = Plan::new(target)?;
+        let mut conn = self.config.connect(Role::Destination).await?;
+        let table = match table::resolve(&mut conn, &plan.object).await? {
+            Some(oid) => table::load(&mut conn, oid).await?,
+            None if target.create_table => {
+                create_table(&mut conn, &plan).await?;
+                let oid = table::resolve(&mut conn, &plan.object)
+                    .await?
+                    .ok_or_else(|| {
+                        ConnectorError::internal("the table just created cannot be found")
+                    })?;
+                table::load(&mut conn, oid).await?
+            }
+            None => return Err(missing_table(&plan.object)),
+        };
+        validate_table(&mut conn, &plan, &table).await?;
+        PostgresWriter::start(conn, plan, table).await
+    }
+}
+
+#[async_trait]
+impl Destination for PostgresDestination {
+    async fn check(&self, target: &WriteTarget) -> Result<(), ConnectorError> {
+        let span = tracing::info_span!(
+            "destination.check",
+            url = %self.config.redacted_url(),
+            object = %target.object,
+        );
+        async {
+            let plan = Plan::new(target)?;
+            let mut conn = self.config.connect(Role::Destination).await?;
+            let result = async {
+                match table::resolve(&mut conn, &plan.object).await? {
+                    Some(oid) => {
+                        let table = table::load(&mut conn, oid).await?;
+                        validate_table(&mut conn, &plan, &table).await
+                    }
+                    None if target.create_table => {
+                        table::check_creatable(&mut conn, &plan.object).await
+                    }
+                    None => Err(missing_table(&plan.object)),
+                }
+            }
+            .await;
+            let _ = conn.close().await;
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn open(
+        &self,
+        target: &WriteTarget,
+    ) -> Result<Box<dyn DestinationWriter>, ConnectorError> {
+        let span = tracing::info_span!(
+            "destination.open",
+            url = %self.config.redacted_url(),
+            object = %target.object,
+            mode = ?target.mode,
+        );
+        let writer = self.open_writer(target).instrument(span).await?;
+        Ok(Box::new(writer))
+    }
+}
+
+fn missing_table(object: &ObjectName) -> ConnectorError {
+    let name = match &object.schema {
+        Some(s) => format!("{s}.{}", object.table),
+        None => object.table.clone(),
+    };
+    ConnectorError::new(
+        ErrorKind::NotFound,
+        format!(
+            "table `{name}` does not exist; set `create_table: true` on the destination to \
+             have Backflow create it"
+        ),
+    )
+}
+
+/// One written column: its canonical type and the native type it is staged as.
+#[derive(Debug, Clone)]
+struct WriteColumn {
+    name: String,
+    canonical: CanonicalType,
+    native: NativeType,
+}
+
+/// What the target asks for, checked without I/O.
+#[derive(Debug, Clone)]
+struct Plan {
+    object: ObjectName,
+    columns: Vec<WriteColumn>,
+    primary_key: Vec<String>,
+    mode: WriteMode,
+    initial_load: bool,
+}
+
+impl Plan {
+    fn new(target: &WriteTarget) -> Result<Self, ConnectorError> {
+        let object = ObjectName::parse(&target.object)?;
+        let mut columns: Vec<WriteColumn> = Vec::with_capacity(target.schema.fields().len());
+        for field in target.schema.fields() {
+            let field: &Field = field;
+            let name = field.name();
+            if name == ROW_COLUMN {
+                return Err(ConnectorError::schema(
+                    name,
+                    format!("the column name `{ROW_COLUMN}` is reserved by Backflow"),
+                ));
+            }
+            if columns.iter().any(|c| &c.name == name) {
+                return Err(ConnectorError::schema(
+                    name,
+                    format!("column `{name}` appears twice in the sync's schema"),
+                ));
+            }
+            let canonical = CanonicalType::require(field)?;
+            let native = native_type(name, &canonical)?;
+            columns.push(WriteColumn {
+                name: name.clone(),
+                canonical,
+                native,
+            });
+        }
+        if target.primary_key.is_empty() {
+            return Err(ConnectorError::config(
+                "primary_key",
+                "a primary key of at least one column is required",
+            ));
+        }
+        for key in &target.primary_key {
+            if !columns.iter().any(|c| &c.name == key) {
+                return Err(ConnectorError::config(
+                    "primary_key",
+                    format!("primary key column `{key}` is not among the synced columns"),
+                ));
+            }
+        }
+        Ok(Self {
+            object,
+            columns,
+            primary_key: target.primary_key.clone(),
+            mode: target.mode,
+            initial_load: target.initial_load,
+        })
+    }
+
+    fn key_columns(&self) -> Vec<WriteColumn> {
+        self.primary_key
+            .iter()
+            .filter_map(|k| self.columns.iter().find(|c| &c.name == k).cloned())
+            .collect()
+    }
+}
+
+/// `CREATE TABLE` from the canonical schema, native types and `PRIMARY KEY (pk)`.
+async fn create_table(conn: &mut PgConnection, plan: &Plan) -> Result<(), ConnectorError> {
+    table::check_creatable(conn, &plan.object).await?;
+    let columns: Vec<String> = plan
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", quote(&c.name), c.native.sql))
+        .collect();
+    let pk: Vec<String> = plan.primary_key.iter().map(|k| quote(k)).collect();
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))",
+        plan.object.quoted(),
+        columns.join(", "),
+        pk.join(", ")
+    );
+    conn.execute(sql.as_str())
+        .await
+        .map_err(classify_during("creating the table"))?;
+    tracing::info!(object = %plan.object.quoted(), "created destination table");
+    Ok(())
+}
+
+/// Everything `check` promises about an existing table: the columns exist and take the
+/// canonical types, the key is backed by a unique index, and the privileges the mode needs.
+async fn validate_table(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    table: &Table,
+) -> Result<(), ConnectorError> {
+    let display = table.display();
+    for c in &plan.columns {
+        let Some(col) = table.column(&c.name) else {
+            return Err(ConnectorError::schema(
+                &c.name,
+                format!("column `{}` does not exist in table {display}", c.name),
+            ));
+        };
+        if col.generated {
+            return Err(ConnectorError::schema(
+                &c.name,
+                format!(
+                    "column `{}` of {display} is generated and cannot be written",
+                    c.name
+                ),
+            ));
+        }
+    }
+    if plan.mode != WriteMode::Update {
+        for col in &table.columns {
+            let written = plan.columns.iter().any(|c| c.name == col.name);
+            if col.not_null && !col.has_default && !col.identity && !col.generated && !written {
+                return Err(ConnectorError::schema(
+                    &col.name,
+                    format!(
+                        "column `{}` of {display} is NOT NULL without a default and the sync \
+                         does not write it, so every insert would fail",
+                        col.name
+                    ),
+                ));
+            }
+        }
+    }
+    let mut wanted: Vec<&str> = plan.primary_key.iter().map(String::as_str).collect();
+    wanted.sort_unstable();
+    let backed = table.unique_keys.iter().any(|key| {
+        let mut k: Vec<&str> = key.iter().map(String::as_str).collect();
+        k.sort_unstable();
+        k == wanted
+    });
+    if !backed {
+        let list = plan.primary_key.join(", ");
+        return Err(ConnectorError::new(
+            ErrorKind::Schema,
+            format!(
+                "no unique index on ({list}) in {display}; the primary key must match a \
+                 primary key, unique constraint or unique index exactly (e.g. CREATE UNIQUE \
+                 INDEX ON {} ({}))",
+                table.quoted(),
+                plan.primary_key
+                    .iter()
+                    .map(|k| quote(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    for c in &plan.columns {
+        let Some(col) = table.column(&c.name) else {
+            continue;
+        };
+        let probe = format!("SELECT NULL::{}::{}", c.native.sql, col.base);
+        if let Err(e) = sqlx::query(&probe)
+            .persistent(false)
+            .execute(&mut *conn)
+            .await
+        {
+            let e = classify(e);
+            if e.kind() == ErrorKind::Connectivity {
+                return Err(e);
+            }
+            return Err(ConnectorError::schema(
+                &c.name,
+                format!(
+                    "column `{}` of {display} has type {} which does not accept {} ({:?}): {}",
+                    c.name,
+                    col.formatted,
+                    c.native.sql,
+                    c.canonical,
+                    e.message()
+                ),
+            ));
+        }
+    }
+    let all: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
+    let keys: Vec<&str> = plan.primary_key.iter().map(String::as_str).collect();
+    let needed: &[(&str, &[&str])] = match plan.mode {
+        WriteMode::Upsert => &[("INSERT", &all), ("UPDATE", &all), ("SELECT", &all)],
+        WriteMode::Insert => &[("INSERT", &all), ("SELECT", &keys)],
+        WriteMode::Update => &[("UPDATE", &all), ("SELECT", &all)],
+    };
+    for (privilege, columns) in needed {
+        if let Err(column) = table::has_privilege(conn, table, privilege, columns).await? {
+            let mut e = ConnectorError::new(
+                ErrorKind::Permission,
+                format!(
+                    "the connection's role lacks {privilege} on {display}{}, which {:?} mode needs",
+                    column
+                        .as_ref()
+                        .map(|c| format!(" (column `{c}`)"))
+                        .unwrap_or_default(),
+                    plan.mode
+                ),
+            );
+            if let Some(c) = column {
+                e = e.with_column(c);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Counters of which write path batches took; read by tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WriteStats {
+    /// Batches COPYed straight into the target table.
+    pub(crate) direct_batches: u64,
+    /// Direct COPYs that failed and were redone through the staging table.
+    pub(crate) direct_fallbacks: u64,
+    /// Batches written through the staging table.
+    pub(crate) staged_batches: u64,
+    /// Transactions attempted through the staging table (more than batches when split).
+    pub(crate) staged_attempts: u64,
+}
+
+/// The SQL a writer runs, built once at open.
+#[derive(Debug)]
+struct Statements {
+    copy_stage: String,
+    copy_keys: String,
+    copy_direct: String,
+    apply: String,
+    apply_returns_skipped: bool,
+    delete: String,
+}
+
+/// Writes one run's batches over one dedicated connection.
+pub(crate) struct PostgresWriter {
+    conn: Option<PgConnection>,
+    plan: Plan,
+    table: String,
+    statements: Statements,
+    direct: bool,
+    pub(crate) stats: WriteStats,
+}
+
+/// Which staging path a set of rows goes through.
+#[derive(Clone, Copy)]
+enum Job {
+    Write,
+    Delete,
+}
+
+impl PostgresWriter {
+    async fn start(
+        mut conn: PgConnection,
+        plan: Plan,
+        table: Table,
+    ) -> Result<Self, ConnectorError> {
+        let target = table.quoted();
+        let cast = |c: &WriteColumn| -> String {
+            table
+                .column(&c.name)
+                .map(|t| t.base.clone())
+                .unwrap_or_else(|| c.native.sql.clone())
+        };
+        let stage_columns: Vec<String> = plan
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), c.native.sql))
+            .collect();
+        let keys = plan.key_columns();
+        let key_columns: Vec<String> = keys
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), c.native.sql))
+            .collect();
+        for (name, cols) in [(STAGE, &stage_columns), (KEYS, &key_columns)] {
+            let sql = format!(
+                "CREATE TEMP TABLE {name} ({} int4, {}) ON COMMIT DELETE ROWS",
+                quote(ROW_COLUMN),
+                cols.join(", ")
+            );
+            conn.execute(sql.as_str())
+                .await
+                .map_err(classify_during("creating the staging table"))?;
+        }
+
+        let q = |s: &str| quote(s);
+        let all: Vec<&WriteColumn> = plan.columns.iter().collect();
+        let non_key: Vec<&WriteColumn> = plan
+            .columns
+            .iter()
+            .filter(|c| !plan.primary_key.contains(&c.name))
+            .collect();
+        let list = |cols: &[&WriteColumn], f: &dyn Fn(&WriteColumn) -> String, sep: &str| {
+            cols.iter().map(|c| f(c)).collect::<Vec<_>>().join(sep)
+        };
+        let key_refs: Vec<&WriteColumn> = keys.iter().collect();
+        let insert_list = list(&all, &|c| q(&c.name), ", ");
+        let select_list = list(&all, &|c| format!("s.{}::{}", q(&c.name), cast(c)), ", ");
+        let key_list = list(&key_refs, &|c| q(&c.name), ", ");
+        let key_match = |t: &str, s: &str| {
+            list(
+                &key_refs,
+                &|c| format!("{t}.{} = {s}.{}::{}", q(&c.name), q(&c.name), cast(c)),
+                " AND ",
+            )
+        };
+        let comparable = |expr: String, c: &WriteColumn| -> String {
+            // json and xml have no equality operator; compare their text.
+            match table.column(&c.name).map(|t| t.type_oid) {
+                Some(114 | 199 | 142 | 143) => format!("{expr}::text"),
+                _ => expr,
+            }
+        };
+        let row_col = q(ROW_COLUMN);
+
+        let (apply, apply_returns_skipped) = match plan.mode {
+            WriteMode::Upsert => {
+                let action = if non_key.is_empty() {
+                    "DO NOTHING".to_string()
+                } else {
+                    format!(
+                        "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+                        list(
+                            &non_key,
+                            &|c| format!("{0} = EXCLUDED.{0}", q(&c.name)),
+                            ", "
+                        ),
+                        list(
+                            &non_key,
+                            &|c| comparable(format!("t.{}", q(&c.name)), c),
+                            ", "
+                        ),
+                        list(
+                            &non_key,
+                            &|c| comparable(format!("EXCLUDED.{}", q(&c.name)), c),
+                            ", "
+                        ),
+                    )
+                };
+                (
+                    format!(
+                        "INSERT INTO {target} AS t ({insert_list}) SELECT {select_list} \
+                         FROM {STAGE} AS s ON CONFLICT ({key_list}) {action}"
+                    ),
+                    false,
+                )
+            }
+            WriteMode::Insert => (
+                format!(
+                    "WITH ins AS (INSERT INTO {target} AS t ({insert_list}) SELECT {select_list} \
+                     FROM {STAGE} AS s ON CONFLICT ({key_list}) DO NOTHING RETURNING {}) \
+                     SELECT s.{row_col} FROM {STAGE} AS s \
+                     WHERE NOT EXISTS (SELECT 1 FROM ins WHERE {})",
+                    list(&key_refs, &|c| format!("t.{}", q(&c.name)), ", "),
+                    key_match("ins", "s"),
+                ),
+                true,
+            ),
+            WriteMode::Update => {
+                let missing = format!(
+                    "SELECT s.{row_col} FROM {STAGE} AS s \
+                     WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {})",
+                    key_match("t", "s")
+                );
+                if non_key.is_empty() {
+                    (missing, true)
+                } else {
+                    (
+                        format!(
+                            "WITH upd AS (UPDATE {target} AS t SET {} FROM {STAGE} AS s \
+                             WHERE {} AND ({}) IS DISTINCT FROM ({}) RETURNING 1) {missing}",
+                            list(
+                                &non_key,
+                                &|c| format!("{} = s.{}::{}", q(&c.name), q(&c.name), cast(c)),
+                                ", "
+                            ),
+                            key_match("t", "s"),
+                            list(
+                                &non_key,
+                                &|c| comparable(format!("t.{}", q(&c.name)), c),
+                                ", "
+                            ),
+                            list(
+                                &non_key,
+                                &|c| comparable(format!("s.{}::{}", q(&c.name), cast(c)), c),
+                                ", "
+                            ),
+                        ),
+                        true,
+                    )
+                }
+            }
+        };
+        let delete = format!(
+            "WITH del AS (DELETE FROM {target} AS t USING {KEYS} AS s WHERE {} \
+             RETURNING s.{row_col}) \
+             SELECT s.{row_col} FROM {KEYS} AS s \
+             WHERE s.{row_col} NOT IN (SELECT {row_col} FROM del)",
+            key_match("t", "s")
+        );
+        let statements = Statements {
+            copy_stage: format!(
+                "COPY {STAGE} ({row_col}, {insert_list}) FROM STDIN (FORMAT binary)"
+            ),
+            copy_keys: format!("COPY {KEYS} ({row_col}, {key_list}) FROM STDIN (FORMAT binary)"),
+            copy_direct: format!("COPY {target} ({insert_list}) FROM STDIN (FORMAT binary)"),
+            apply,
+            apply_returns_skipped,
+            delete,
+        };
+        // Plan both statements now: a type without equality or a mismatch fails at open,
+        // not on the first batch.
+        for sql in [&statements.apply, &statements.delete] {
+            conn.prepare(sql.as_str()).await.map_err(|e| {
+                let e = classify(e);
+                if e.kind() == ErrorKind::Connectivity {
+                    e
+                } else {
+                    ConnectorError::new(
+                        ErrorKind::Schema,
+                        format!(
+                            "cannot plan the write into {}: {}",
+                            table.display(),
+                            e.message()
+                        ),
+                    )
+                }
+            })?;
+        }
+
+        let exact = plan.columns.iter().all(|c| {
+            table
+                .column(&c.name)
+                .is_some_and(|t| t.type_oid == c.native.oid && t.typmod == c.native.typmod)
+        });
+        let direct = if plan.initial_load && plan.mode != WriteMode::Update && exact {
+            let empty: bool =
+                sqlx::query_scalar(&format!("SELECT NOT EXISTS (SELECT 1 FROM {target})"))
+                    .persistent(false)
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(classify_during("checking whether the table is empty"))?;
+            empty
+        } else {
+            false
+        };
+        tracing::info!(
+            table = %table.display(),
+            mode = ?plan.mode,
+            direct_copy = direct,
+            "destination writer open"
+        );
+        Ok(Self {
+            conn: Some(conn),
+            plan,
+            table: table.display(),
+            statements,
+            direct,
+            stats: WriteStats::default(),
+        })
+    }
+
+    fn conn(&mut self) -> Result<&mut PgConnection, ConnectorError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| ConnectorError::internal("the writer is closed"))
+    }
+
+    /// Views the batch columns `columns` names in the batch, by name.
+    fn bind<'b>(
+        columns: &'b [WriteColumn],
+        batch: &'b RecordBatch,
+    ) -> Result<Vec<EncodeColumn<'b>>, ConnectorError> {
+        columns
+            .iter()
+            .map(|c| {
+                let index = batch.schema().index_of(&c.name).map_err(|_| {
+                    ConnectorError::schema(&c.name, format!("the batch has no column `{}`", c.name))
+                })?;
+                EncodeColumn::new(&c.name, &c.canonical, batch.column(index))
+            })
+            .collect()
+    }
+
+    /// Rows that encode, and a failure for each row that does not.
+    fn encodable(columns: &[EncodeColumn<'_>], rows: usize) -> (Vec<usize>, Vec<RowFailure>) {
+        let mut ok = Vec::with_capacity(rows);
+        let mut failed = Vec::new();
+        let mut scratch = Vec::new();
+        for row in 0..rows {
+            scratch.clear();
+            match encode_row(columns, row, Some(0), &mut scratch) {
+                Ok(()) => ok.push(row),
+                Err((column, message)) => failed.push(RowFailure {
+                    row,
+                    column: Some(column.to_string()),
+                    message,
+                }),
+            }
+        }
+        (ok, failed)
+    }
+
+    /// Streams `rows` as one COPY (the statement opens it).
+    async fn copy(
+        conn: &mut PgConnection,
+        statement: &str,
+        columns: &[EncodeColumn<'_>],
+        rows: &[usize],
+        numbered: bool,
+    ) -> Result<(), sqlx::Error> {
+        let mut copy = conn.copy_in_raw(statement).await?;
+        let mut buf = Vec::with_capacity(SEND_CHUNK + 4096);
+        write_header(&mut buf);
+        for &row in rows {
+            let number = numbered.then_some(row as i32);
+            if encode_row(columns, row, number, &mut buf).is_err() {
+                // Rows were checked by `encodable`; refuse rather than send a partial row.
+                copy.abort("backflow: a row failed to encode").await?;
+                return Err(sqlx::Error::Encode("a checked row failed to encode".into()));
+            }
+            if buf.len() >= SEND_CHUNK {
+                // On error the connection is gone; dropping `copy` is all that is left to do.
+                copy.send(buf.as_slice()).await?;
+                buf.clear();
+            }
+        }
+        write_trailer(&mut buf);
+        copy.send(buf.as_slice()).await?;
+        copy.finish().await?;
+        Ok(())
+    }
+
+    /// One transaction: COPY `rows` into the staging table, apply, commit. Returns the batch
+    /// rows the mode skipped.
+    async fn attempt(
+        &mut self,
+        job: Job,
+        columns: &[EncodeColumn<'_>],
+        rows: &[usize],
+    ) -> Result<Vec<usize>, sqlx::Error> {
+        self.stats.staged_attempts += 1;
+        let (copy_sql, apply_sql, returns) = match job {
+            Job::Write => (
+                &self.statements.copy_stage,
+                &self.statements.apply,
+                self.statements.apply_returns_skipped,
+            ),
+            Job::Delete => (&self.statements.copy_keys, &self.statements.delete, true),
+        };
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        conn.execute("BEGIN").await?;
+        let result: Result<Vec<usize>, sqlx::Error> = async {
+            Self::copy(conn, copy_sql, columns, rows, true).await?;
+            let skipped = if returns {
+                sqlx::query_scalar::<_, i32>(apply_sql)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map(|r| r as usize)
+                    .collect()
+            } else {
+                sqlx::query(apply_sql).execute(&mut *conn).await?;
+                Vec::new()
+            };
+            // Deferred constraints fire here, so a commit failure is a row failure too.
+            conn.execute("COMMIT").await?;
+            Ok(skipped)
+        }
+        .await;
+        if result.is_err() {
+            // After a failed COMMIT the transaction is already gone; ROLLBACK then only warns.
+            if let Err(rollback) = conn.execute("ROLLBACK").await {
+                if !is_row_level(&rollback) {
+                    return Err(rollback);
+                }
+            }
+        }
+        result
+    }
+
+    /// Applies `rows` through the staging table, splitting on row-level errors until every
+    /// failing row is isolated.
+    async fn apply_split(
+        &mut self,
+        job: Job,
+        columns: &[EncodeColumn<'_>],
+        rows: Vec<usize>,
+        outcome: &mut WriteOutcome,
+    ) -> Result<(), ConnectorError> {
+        let mut pending = vec![rows];
+        while let Some(rows) = pending.pop() {
+            if rows.is_empty() {
+                continue;
+            }
+            match self.attempt(job, columns, &rows).await {
+                Ok(skipped) => outcome.skipped.extend(skipped),
+                Err(e) if is_row_level(&e) => {
+                    if rows.len() == 1 {
+                        let e = classify(e);
+                        outcome.failed.push(RowFailure {
+                            row: rows[0],
+                            column: e.column().map(str::to_string),
+                            message: e.message().to_string(),
+                        });
+                    } else {
+                        tracing::debug!(
+                            rows = rows.len(),
+                            code = crate::error::sqlstate(&e).unwrap_or(""),
+                            "row-level error; splitting the batch"
+                        );
+                        let (left, right) = rows.split_at(rows.len() / 2);
+                        pending.push(right.to_vec());
+                        pending.push(left.to_vec());
+                    }
+                }
+                Err(e) => return Err(classify(e).context(format!("writing to {}", self.table))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_batch(&mut self, batch: &RecordBatch) -> Result<WriteOutcome, ConnectorError> {
+        let plan_columns = self.plan.columns.clone();
+        let columns = Self::bind(&plan_columns, batch)?;
+        let (rows, failed) = Self::encodable(&columns, batch.num_rows());
+        let mut outcome = WriteOutcome {
+            failed,
+            skipped: Vec::new(),
+        };
+        if rows.is_empty() {
+            return Ok(outcome);
+        }
+        if self.direct && outcome.failed.is_empty() {
+            let statement = self.statements.copy_direct.clone();
+            match Self::copy(self.conn()?, &statement, &columns, &rows, false).await {
+                Ok(()) => {
+                    self.stats.direct_batches += 1;
+                    tracing::debug!(rows = rows.len(), path = "direct_copy", "batch written");
+                    return Ok(outcome);
+                }
+                Err(e) => {
+                    let e = classify(e);
+                    if e.kind() == ErrorKind::Connectivity {
+                        return Err(e.context(format!("writing to {}", self.table)));
+                    }
+                    // Whatever went wrong (a duplicate key, a bad row), the staging path
+                    // handles it row by row; later batches go through staging too.
+                    tracing::info!(
+                        code = e.code().unwrap_or(""),
+                        "direct copy failed; falling back to the staging table"
+                    );
+                    self.direct = false;
+                    self.stats.direct_fallbacks += 1;
+                }
+            }
+        }
+        self.direct = false;
+        self.stats.staged_batches += 1;
+        self.apply_split(Job::Write, &columns, rows, &mut outcome)
+            .await?;
+        outcome.failed.sort_by_key(|f| f.row);
+        outcome.skipped.sort_unstable();
+        tracing::debug!(
+            rows = batch.num_rows(),
+            failed = outcome.failed.len(),
+            skipped = outcome.skipped.len(),
+            path = "staging",
+            "batch written"
+        );
+        Ok(outcome)
+    }
+
+    async fn delete_batch(&mut self, keys: &RecordBatch) -> Result<WriteOutcome, ConnectorError> {
+        let key_columns = self.plan.key_columns();
+        let columns = Self::bind(&key_columns, keys)?;
+        let (rows, failed) = Self::encodable(&columns, keys.num_rows());
+        let mut outcome = WriteOutcome {
+            failed,
+            skipped: Vec::new(),
+        };
+        // Direct COPY only fits an initial load; once anything is deleted, stage everything.
+        self.direct = false;
+        self.apply_split(Job::Delete, &columns, rows, &mut outcome)
+            .await?;
+        outcome.failed.sort_by_key(|f| f.row);
+        outcome.skipped.sort_unstable();
+        tracing::debug!(
+            keys = keys.num_rows(),
+            failed = outcome.failed.len(),
+            missing = outcome.skipped.len(),
+            "keys deleted"
+        );
+        Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl DestinationWriter for PostgresWriter {
+    async fn write(&mut self, batch: &RecordBatch) -> Result<WriteOutcome, ConnectorError> {
+        let span =
+            tracing::info_span!("destination.write", table = %self.table, rows = batch.num_rows());
+        self.write_batch(batch).instrument(span).await
+    }
+
+    async fn delete(&mut self, keys: &RecordBatch) -> Result<WriteOutcome, ConnectorError> {
+        let span =
+            tracing::info_span!("destination.delete", table = %self.table, keys = keys.num_rows());
+        self.delete_batch(keys).instrument(span).await
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), ConnectorError> {
+        tracing::info!(
+            table = %self.table,
+            direct_batches = self.stats.direct_batches,
+            staged_batches = self.stats.staged_batches,
+            staged_attempts = self.stats.staged_attempts,
+            "destination writer closed"
+        );
+        // The staging tables are temporary: they go with the connection.
+        if let Some(conn) = self.conn.take() {
+            conn.close()
+                .await
+                .map_err(classify_during("closing the connection"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Schema, SchemaRef};
+    use sqlx::Connection;
+
+    use super::*;
+
+    fn url() -> String {
+        std::env::var("BACKFLOW_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://backflow:backflow@127.0.0.1:55432/backflow".to_string())
+    }
+
+    fn destination() -> PostgresDestination {
+        crate::validate_destination(&serde_json::json!({ "url": url() })).unwrap()
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]))
+    }
+
+    fn batch(ids: &[i64], names: &[&str]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
+                Arc::new(StringArray::from(names.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn target(object: &str, initial_load: bool) -> WriteTarget {
+        WriteTarget {
+            object: object.to_string(),
+            schema: schema(),
+            primary_key: vec!["id".to_string()],
+            mode: WriteMode::Upsert,
+            create_table: true,
+            initial_load,
+        }
+    }
+
+    async fn contents(table: &str) -> Vec<(i64, String)> {
+        let mut conn = PgConnection::connect(&url())
+            .await
+            .expect("PostgreSQL is unreachable");
+        let rows = sqlx::query_as(&format!("SELECT id, name FROM {table} ORDER BY id"))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        conn.execute(format!("DROP TABLE {table}").as_str())
+            .await
+            .unwrap();
+        rows
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn initial_load_copies_directly_then_falls_back_to_staging() {
+        let table = format!("fast_{:016x}", rand::random::<u64>());
+        let mut w = destination()
+            .open_writer(&target(&table, true))
+            .await
+            .unwrap();
+        assert!(
+            w.direct,
+            "an empty, freshly created table takes the direct path"
+        );
+
+        let out = w.write(&batch(&[1, 2], &["a", "b"])).await.unwrap();
+        assert_eq!(out, WriteOutcome::default());
+        assert_eq!(w.stats.direct_batches, 1);
+        assert_eq!(w.stats.staged_batches, 0);
+
+        // Key 2 already exists: the direct COPY fails on the primary key and the batch is
+        // redone as an upsert through the staging table; later batches stay on staging.
+        let out = w.write(&batch(&[2, 3], &["B", "c"])).await.unwrap();
+        assert_eq!(out, WriteOutcome::default());
+        assert_eq!(w.stats.direct_fallbacks, 1);
+        assert_eq!(w.stats.staged_batches, 1);
+        let out = w.write(&batch(&[4], &["d"])).await.unwrap();
+        assert_eq!(out, WriteOutcome::default());
+        assert_eq!(w.stats.direct_batches, 1);
+        assert_eq!(w.stats.staged_batches, 2);
+        Box::new(w).close().await.unwrap();
+
+        assert_eq!(
+            contents(&table).await,
+            vec![
+                (1, "a".to_string()),
+                (2, "B".to_string()),
+                (3, "c".to_string()),
+                (4, "d".to_string())
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_path_needs_empty_table_native_types_and_initial_load() {
+        let dest = destination();
+        // Not an initial load.
+        let table = format!("fast_{:016x}", rand::random::<u64>());
+        let w = dest.open_writer(&target(&table, false)).await.unwrap();
+        assert!(!w.direct);
+        Box::new(w).close().await.unwrap();
+        // Not empty.
+        let mut w = dest.open_writer(&target(&table, true)).await.unwrap();
+        assert!(w.direct);
+        w.write(&batch(&[1], &["a"])).await.unwrap();
+        Box::new(w).close().await.unwrap();
+        let w = dest.open_writer(&target(&table, true)).await.unwrap();
+        assert!(!w.direct);
+        Box::new(w).close().await.unwrap();
+        contents(&table).await;
+
+        // Empty but `name` is varchar(10), not the native text.
+        let table = format!("fast_{:016x}", rand::random::<u64>());
+        let mut conn = PgConnection::connect(&url()).await.unwrap();
+        conn.execute(
+            format!("CREATE TABLE {table} (id int8 PRIMARY KEY, name varchar(10))").as_str(),
+        )
+        .await
+        .unwrap();
+        let mut w = dest.open_writer(&target(&table, true)).await.unwrap();
+        assert!(!w.direct);
+        let out = w
+            .write(&batch(&[1, 2], &["short", "far too long for ten"]))
+            .await
+            .unwrap();
+        assert_eq!(out.failed.len(), 1);
+        assert_eq!(out.failed[0].row, 1);
+        assert_eq!(w.stats.staged_batches, 1);
+        Box::new(w).close().await.unwrap();
+        assert_eq!(contents(&table).await, vec![(1, "short".to_string())]);
+    }
+}
