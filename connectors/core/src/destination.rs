@@ -33,6 +33,8 @@ pub struct WriteTarget {
     pub mode: WriteMode,
     /// Create the object from `schema` when it does not exist.
     pub create_table: bool,
+    /// The run may delete rows (mirror mode), so `check` must verify the delete privilege.
+    pub deletes: bool,
     /// The engine has no snapshot for this sync: if the object is empty the writer may bulk
     /// load it directly instead of going through upsert machinery.
     pub initial_load: bool,

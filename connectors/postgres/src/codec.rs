@@ -849,21 +849,14 @@ fn mismatch(name: &str, canonical: &CanonicalType, found: &DataType) -> Connecto
     )
 }
 
-/// Appends one COPY row: the field count, the optional row number (an `int4` column first),
-/// then every column. On error the buffer is left as it was and the failing column is named.
-pub(crate) fn encode_row<'c>(
+/// Appends the length-prefixed values of `row`, without the row's field count; on error
+/// nothing is appended and the failing column is named.
+pub(crate) fn encode_fields<'c>(
     columns: &'c [EncodeColumn<'_>],
     row: usize,
-    row_number: Option<i32>,
     out: &mut Vec<u8>,
 ) -> Result<(), (&'c str, String)> {
     let start = out.len();
-    let fields = columns.len() + usize::from(row_number.is_some());
-    out.extend_from_slice(&(fields as i16).to_be_bytes());
-    if let Some(n) = row_number {
-        out.extend_from_slice(&4i32.to_be_bytes());
-        out.extend_from_slice(&n.to_be_bytes());
-    }
     for c in columns {
         if let Err(message) = c.encode(row, out) {
             out.truncate(start);
@@ -1000,7 +993,7 @@ mod tests {
     }
 
     #[test]
-    fn encode_row_reports_the_failing_column() {
+    fn encode_fields_reports_the_failing_column() {
         let ok: ArrayRef = Arc::new(Int32Array::from(vec![1]));
         let bad: ArrayRef = Arc::new(Date32Array::from(vec![i32::MIN]));
         let cols = vec![
@@ -1008,7 +1001,7 @@ mod tests {
             EncodeColumn::new("d", &CanonicalType::Date, &bad).unwrap(),
         ];
         let mut out = vec![9];
-        let e = encode_row(&cols, 0, Some(0), &mut out).unwrap_err();
+        let e = encode_fields(&cols, 0, &mut out).unwrap_err();
         assert_eq!(e.0, "d");
         assert_eq!(out, vec![9]);
     }

@@ -15,9 +15,10 @@ use backflow_connector_core::{
 };
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
+
 use tracing::Instrument;
 
-use crate::codec::{encode_row, write_header, write_trailer, EncodeColumn};
+use crate::codec::{encode_fields, write_header, write_trailer, EncodeColumn};
 use crate::config::{PostgresConfig, Role};
 use crate::error::{classify, classify_during, is_row_level};
 use crate::ident::{quote, ObjectName};
@@ -145,6 +146,7 @@ struct Plan {
     primary_key: Vec<String>,
     mode: WriteMode,
     initial_load: bool,
+    deletes: bool,
 }
 
 impl Plan {
@@ -194,6 +196,7 @@ impl Plan {
             primary_key: target.primary_key.clone(),
             mode: target.mode,
             initial_load: target.initial_load,
+            deletes: target.deletes,
         })
     }
 
@@ -325,17 +328,26 @@ async fn validate_table(
         WriteMode::Insert => &[("INSERT", &all), ("SELECT", &keys)],
         WriteMode::Update => &[("UPDATE", &all), ("SELECT", &all)],
     };
-    for (privilege, columns) in needed {
+    let delete: &[(&str, &[&str])] = if plan.deletes {
+        &[("DELETE", &[])]
+    } else {
+        &[]
+    };
+    for (privilege, columns) in needed.iter().chain(delete) {
         if let Err(column) = table::has_privilege(conn, table, privilege, columns).await? {
             let mut e = ConnectorError::new(
                 ErrorKind::Permission,
                 format!(
-                    "the connection's role lacks {privilege} on {display}{}, which {:?} mode needs",
+                    "the connection's role lacks {privilege} on {display}{}, which {} needs",
                     column
                         .as_ref()
                         .map(|c| format!(" (column `{c}`)"))
                         .unwrap_or_default(),
-                    plan.mode
+                    if *privilege == "DELETE" {
+                        "mirror mode".to_string()
+                    } else {
+                        format!("{:?} mode", plan.mode)
+                    }
                 ),
             );
             if let Some(c) = column {
@@ -621,43 +633,56 @@ impl PostgresWriter {
             .collect()
     }
 
-    /// Rows that encode, and a failure for each row that does not.
-    fn encodable(columns: &[EncodeColumn<'_>], rows: usize) -> (Vec<usize>, Vec<RowFailure>) {
-        let mut ok = Vec::with_capacity(rows);
+    /// Encodes every row of the batch once, keeping the bytes for every COPY attempt (the
+    /// direct path, the staging path and each split retry), and a failure for each row that
+    /// cannot be encoded.
+    fn encode(columns: &[EncodeColumn<'_>], rows: usize) -> (Encoded, Vec<RowFailure>) {
+        let mut encoded = Encoded {
+            fields: columns.len(),
+            bytes: Vec::with_capacity(rows * 64),
+            ranges: Vec::with_capacity(rows),
+            ok: Vec::with_capacity(rows),
+        };
         let mut failed = Vec::new();
-        let mut scratch = Vec::new();
         for row in 0..rows {
-            scratch.clear();
-            match encode_row(columns, row, Some(0), &mut scratch) {
-                Ok(()) => ok.push(row),
-                Err((column, message)) => failed.push(RowFailure {
-                    row,
-                    column: Some(column.to_string()),
-                    message,
-                }),
+            let start = encoded.bytes.len();
+            match encode_fields(columns, row, &mut encoded.bytes) {
+                Ok(()) => {
+                    encoded.ok.push(row);
+                    encoded.ranges.push(start..encoded.bytes.len());
+                }
+                Err((column, message)) => {
+                    encoded.ranges.push(start..start);
+                    failed.push(RowFailure {
+                        row,
+                        column: Some(column.to_string()),
+                        message,
+                    });
+                }
             }
         }
-        (ok, failed)
+        (encoded, failed)
     }
 
     /// Streams `rows` as one COPY (the statement opens it).
     async fn copy(
         conn: &mut PgConnection,
         statement: &str,
-        columns: &[EncodeColumn<'_>],
+        encoded: &Encoded,
         rows: &[usize],
         numbered: bool,
     ) -> Result<(), sqlx::Error> {
         let mut copy = conn.copy_in_raw(statement).await?;
         let mut buf = Vec::with_capacity(SEND_CHUNK + 4096);
         write_header(&mut buf);
+        let fields = (encoded.fields + usize::from(numbered)) as i16;
         for &row in rows {
-            let number = numbered.then_some(row as i32);
-            if encode_row(columns, row, number, &mut buf).is_err() {
-                // Rows were checked by `encodable`; refuse rather than send a partial row.
-                copy.abort("backflow: a row failed to encode").await?;
-                return Err(sqlx::Error::Encode("a checked row failed to encode".into()));
+            buf.extend_from_slice(&fields.to_be_bytes());
+            if numbered {
+                buf.extend_from_slice(&4i32.to_be_bytes());
+                buf.extend_from_slice(&(row as i32).to_be_bytes());
             }
+            buf.extend_from_slice(&encoded.bytes[encoded.ranges[row].clone()]);
             if buf.len() >= SEND_CHUNK {
                 // On error the connection is gone; dropping `copy` is all that is left to do.
                 copy.send(buf.as_slice()).await?;
@@ -675,7 +700,7 @@ impl PostgresWriter {
     async fn attempt(
         &mut self,
         job: Job,
-        columns: &[EncodeColumn<'_>],
+        encoded: &Encoded,
         rows: &[usize],
     ) -> Result<Vec<usize>, sqlx::Error> {
         self.stats.staged_attempts += 1;
@@ -692,7 +717,7 @@ impl PostgresWriter {
         };
         conn.execute("BEGIN").await?;
         let result: Result<Vec<usize>, sqlx::Error> = async {
-            Self::copy(conn, copy_sql, columns, rows, true).await?;
+            Self::copy(conn, copy_sql, encoded, rows, true).await?;
             let skipped = if returns {
                 sqlx::query_scalar::<_, i32>(apply_sql)
                     .fetch_all(&mut *conn)
@@ -725,7 +750,7 @@ impl PostgresWriter {
     async fn apply_split(
         &mut self,
         job: Job,
-        columns: &[EncodeColumn<'_>],
+        encoded: &Encoded,
         rows: Vec<usize>,
         outcome: &mut WriteOutcome,
     ) -> Result<(), ConnectorError> {
@@ -734,7 +759,7 @@ impl PostgresWriter {
             if rows.is_empty() {
                 continue;
             }
-            match self.attempt(job, columns, &rows).await {
+            match self.attempt(job, encoded, &rows).await {
                 Ok(skipped) => outcome.skipped.extend(skipped),
                 Err(e) if is_row_level(&e) => {
                     if rows.len() == 1 {
@@ -764,7 +789,8 @@ impl PostgresWriter {
     async fn write_batch(&mut self, batch: &RecordBatch) -> Result<WriteOutcome, ConnectorError> {
         let plan_columns = self.plan.columns.clone();
         let columns = Self::bind(&plan_columns, batch)?;
-        let (rows, failed) = Self::encodable(&columns, batch.num_rows());
+        let (encoded, failed) = Self::encode(&columns, batch.num_rows());
+        let rows = encoded.ok.clone();
         let mut outcome = WriteOutcome {
             failed,
             skipped: Vec::new(),
@@ -774,7 +800,7 @@ impl PostgresWriter {
         }
         if self.direct && outcome.failed.is_empty() {
             let statement = self.statements.copy_direct.clone();
-            match Self::copy(self.conn()?, &statement, &columns, &rows, false).await {
+            match Self::copy(self.conn()?, &statement, &encoded, &rows, false).await {
                 Ok(()) => {
                     self.stats.direct_batches += 1;
                     tracing::debug!(rows = rows.len(), path = "direct_copy", "batch written");
@@ -798,7 +824,7 @@ impl PostgresWriter {
         }
         self.direct = false;
         self.stats.staged_batches += 1;
-        self.apply_split(Job::Write, &columns, rows, &mut outcome)
+        self.apply_split(Job::Write, &encoded, rows, &mut outcome)
             .await?;
         outcome.failed.sort_by_key(|f| f.row);
         outcome.skipped.sort_unstable();
@@ -815,14 +841,15 @@ impl PostgresWriter {
     async fn delete_batch(&mut self, keys: &RecordBatch) -> Result<WriteOutcome, ConnectorError> {
         let key_columns = self.plan.key_columns();
         let columns = Self::bind(&key_columns, keys)?;
-        let (rows, failed) = Self::encodable(&columns, keys.num_rows());
+        let (encoded, failed) = Self::encode(&columns, keys.num_rows());
+        let rows = encoded.ok.clone();
         let mut outcome = WriteOutcome {
             failed,
             skipped: Vec::new(),
         };
         // Direct COPY only fits an initial load; once anything is deleted, stage everything.
         self.direct = false;
-        self.apply_split(Job::Delete, &columns, rows, &mut outcome)
+        self.apply_split(Job::Delete, &encoded, rows, &mut outcome)
             .await?;
         outcome.failed.sort_by_key(|f| f.row);
         outcome.skipped.sort_unstable();
@@ -836,18 +863,24 @@ impl PostgresWriter {
     }
 }
 
+/// A batch in binary COPY row encoding, without each row's field count and row number (which
+/// differ between the direct and the staging COPY).
+struct Encoded {
+    fields: usize,
+    bytes: Vec<u8>,
+    ranges: Vec<std::ops::Range<usize>>,
+    ok: Vec<usize>,
+}
+
 #[async_trait]
 impl DestinationWriter for PostgresWriter {
+    // The engine wraps each call in its `destination.write` span.
     async fn write(&mut self, batch: &RecordBatch) -> Result<WriteOutcome, ConnectorError> {
-        let span =
-            tracing::info_span!("destination.write", table = %self.table, rows = batch.num_rows());
-        self.write_batch(batch).instrument(span).await
+        self.write_batch(batch).await
     }
 
     async fn delete(&mut self, keys: &RecordBatch) -> Result<WriteOutcome, ConnectorError> {
-        let span =
-            tracing::info_span!("destination.delete", table = %self.table, keys = keys.num_rows());
-        self.delete_batch(keys).instrument(span).await
+        self.delete_batch(keys).await
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), ConnectorError> {
@@ -913,6 +946,7 @@ mod tests {
             mode: WriteMode::Upsert,
             create_table: true,
             initial_load,
+            deletes: false,
         }
     }
 

@@ -408,12 +408,39 @@ async fn execution_errors_come_from_read_and_odd_shapes_work() {
     .await;
     let s = schema(vec![Field::new("id", DataType::Int32, false)]);
     let e = dest
-        .check(&target(&table, s, &["id"], WriteMode::Insert, false))
+        .check(&target(
+            &table,
+            s.clone(),
+            &["id"],
+            WriteMode::Insert,
+            false,
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Permission, "{e}");
     assert!(e.message().contains("INSERT"), "{e}");
-    exec(&mut admin, &format!("DROP TABLE {table}; DROP ROLE {role}")).await;
+
+    // Upsert privileges suffice until the run may delete (mirror mode).
+    exec(
+        &mut admin,
+        &format!("GRANT SELECT, INSERT, UPDATE ON {table} TO {role}"),
+    )
+    .await;
+    let upsert = target(&table, s.clone(), &["id"], WriteMode::Upsert, false);
+    dest.check(&upsert).await.unwrap();
+    let mirror = backflow_connector_core::WriteTarget {
+        deletes: true,
+        ..upsert
+    };
+    let e = dest.check(&mirror).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Permission, "{e}");
+    assert!(e.message().contains("DELETE"), "{e}");
+    assert!(e.message().contains("mirror"), "{e}");
+    exec(
+        &mut admin,
+        &format!("DROP TABLE {table}; DROP OWNED BY {role}; DROP ROLE {role}"),
+    )
+    .await;
 
     // No columns, and an empty result.
     let (schema, batches) = read_all("SELECT FROM generate_series(1, 3)", 2).await;

@@ -130,7 +130,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
                     .syncs
                     .insert(sync.name.clone(), result.snapshot.clone());
                 state.save(&state_path)?;
-                if let Some(old) = old {
+                // A run that changed nothing keeps pointing at the same file.
+                if let Some(old) = old.filter(|old| old.path != result.snapshot.path) {
                     engine.snapshots().delete(&old).await.ok();
                 }
                 outcomes.push(Outcome {

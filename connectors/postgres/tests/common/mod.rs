@@ -81,6 +81,7 @@ pub fn target(
         mode,
         create_table,
         initial_load: false,
+        deletes: false,
     }
 }
 

@@ -29,6 +29,7 @@ pub fn target(
         mode,
         create_table,
         initial_load: false,
+        deletes: false,
     }
 }
 

@@ -78,7 +78,8 @@ struct Pending {
     keys: Vec<u8>,
     offsets: Vec<usize>,
     new_hashes: Vec<u128>,
-    old_hashes: Vec<Option<u128>>,
+    /// The row's slot in the previous snapshot, if its key was there.
+    old_slots: Vec<Option<usize>>,
     key_columns: Vec<ArrayRef>,
 }
 
@@ -93,16 +94,19 @@ impl Pending {
                 v
             },
             new_hashes: Vec::with_capacity(rows),
-            old_hashes: Vec::with_capacity(rows),
+            old_slots: Vec::with_capacity(rows),
             key_columns,
         }
     }
 
-    fn push(&mut self, key: &[u8], new_hash: u128, old_hash: Option<u128>) {
-        self.keys.extend_from_slice(key);
+    fn push(&mut self, key: &[u8], new_hash: u128, old_slot: Option<usize>) {
+        if old_slot.is_none() {
+            // Only keys new to this run need their bytes; old ones live in the snapshot.
+            self.keys.extend_from_slice(key);
+        }
         self.offsets.push(self.keys.len());
         self.new_hashes.push(new_hash);
-        self.old_hashes.push(old_hash);
+        self.old_slots.push(old_slot);
     }
 
     fn len(&self) -> usize {
@@ -120,7 +124,7 @@ struct Differ<'a> {
     plan: Plan,
     full_resync: bool,
     previous: Snapshot,
-    next: SnapshotBuilder,
+    added: SnapshotBuilder,
     new_keys: HashSet<u128>,
     counts: RunCounts,
     rejected: Vec<RejectedRow>,
@@ -202,6 +206,7 @@ impl Engine {
             },
             create_table: spec.create_table,
             initial_load: previous.is_empty(),
+            deletes: spec.mode == SyncMode::Mirror,
         };
         input
             .destination
@@ -233,7 +238,7 @@ impl Engine {
             spec,
             plan,
             full_resync: input.full_resync,
-            next: SnapshotBuilder::new(previous.key_fields().to_vec(), snapshot_rows),
+            added: SnapshotBuilder::new(previous.key_fields().to_vec()),
             previous,
             new_keys: HashSet::new(),
             counts: RunCounts::default(),
@@ -303,15 +308,23 @@ impl Engine {
         let Differ {
             counts,
             rejected,
-            next,
+            previous,
+            added,
             peak_heap,
             ..
         } = differ;
-        let snapshot = self
-            .snapshots
-            .write(&spec.name, input.run_id, next)
-            .instrument(info_span!("snapshot.write"))
-            .await?;
+        let snapshot = match input.previous {
+            // Nothing moved: the previous snapshot file is still exact.
+            Some(current) if key_types_match && previous.unchanged() && added.is_empty() => {
+                current.clone()
+            }
+            _ => {
+                self.snapshots
+                    .write(&spec.name, input.run_id, &previous, added)
+                    .instrument(info_span!("snapshot.write"))
+                    .await?
+            }
+        };
         let snapshot_write = t.elapsed();
         let timings = StageTimings {
             source_read: read_time,
@@ -455,7 +468,7 @@ impl Differ<'_> {
             row_encoder.encode(row, &mut self.row_buf);
             let hash = xxh3_128(&self.row_buf);
             self.counts.read += 1;
-            let (old, is_change) = match self.previous.lookup(&self.key_buf) {
+            let (slot, is_change) = match self.previous.lookup(&self.key_buf) {
                 Some((slot, old)) => {
                     if !self.previous.mark_seen(slot) {
                         return Err(EngineError::DuplicateKey {
@@ -467,7 +480,7 @@ impl Differ<'_> {
                     } else {
                         self.counts.changed += 1;
                     }
-                    (Some(old), old != hash)
+                    (Some(slot), old != hash)
                 }
                 None => {
                     if !self.new_keys.insert(xxh3_128(&self.key_buf)) {
@@ -480,18 +493,18 @@ impl Differ<'_> {
                 }
             };
             let wanted = match self.spec.mode {
-                SyncMode::Insert => old.is_none(),
+                SyncMode::Insert => slot.is_none(),
                 _ => is_change || self.full_resync,
             };
             if wanted {
-                pending.push(&self.key_buf, hash, old);
+                pending.push(&self.key_buf, hash, slot);
                 any = true;
-            } else if let Some(old) = old {
+            } else if let Some(slot) = slot {
                 if is_change {
                     // A changed row in insert mode: the destination keeps the old values.
                     self.counts.skipped += 1;
                 }
-                self.next.push(&self.key_buf, old)?;
+                self.previous.keep(slot);
             }
             send.push(wanted);
         }
@@ -548,8 +561,7 @@ impl Differ<'_> {
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
             let mut pending = Pending::new(RejectedOperation::Delete, columns, chunk.len());
             for &slot in chunk {
-                let old = self.previous.hash(slot);
-                pending.push(self.previous.key(slot), old, Some(old));
+                pending.push(&[], self.previous.hash(slot), Some(slot));
             }
             let id = self.next_id;
             self.next_id += 1;
@@ -597,20 +609,25 @@ impl Differ<'_> {
             }
         }
         for (row, status) in status.into_iter().enumerate() {
-            let key = pending.key(row);
-            match (pending.operation, status) {
-                (RejectedOperation::Write, Status::Applied) => {
+            let slot = pending.old_slots[row];
+            match (pending.operation, status, slot) {
+                (RejectedOperation::Write, Status::Applied, Some(slot)) => {
                     self.counts.written += 1;
-                    self.next.push(key, pending.new_hashes[row])?;
+                    self.previous.keep_rewritten(slot, pending.new_hashes[row]);
                 }
-                (RejectedOperation::Delete, Status::Applied) => self.counts.deleted += 1,
-                (_, Status::Failed) => {
+                (RejectedOperation::Write, Status::Applied, None) => {
+                    self.counts.written += 1;
+                    self.added.push(pending.key(row), pending.new_hashes[row])?;
+                }
+                (RejectedOperation::Delete, Status::Applied, _) => self.counts.deleted += 1,
+                (_, Status::Failed, slot) => {
+                    // The destination still holds what it held: keep the previous entry.
                     self.counts.failed += 1;
-                    if let Some(old) = pending.old_hashes[row] {
-                        self.next.push(key, old)?;
+                    if let Some(slot) = slot {
+                        self.previous.keep(slot);
                     }
                 }
-                (_, Status::Skipped) => self.counts.skipped += 1,
+                (_, Status::Skipped, _) => self.counts.skipped += 1,
             }
         }
         Ok(())
@@ -618,7 +635,7 @@ impl Differ<'_> {
 
     fn note_heap(&mut self) {
         let heap =
-            self.previous.heap_bytes() + self.next.heap_bytes() + self.new_keys.capacity() * 17;
+            self.previous.heap_bytes() + self.added.heap_bytes() + self.new_keys.capacity() * 17;
         self.peak_heap = self.peak_heap.max(heap);
     }
 }

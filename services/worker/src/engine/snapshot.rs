@@ -5,15 +5,19 @@
 //! caller commits the returned [`SnapshotRef`], so a failed run leaves the previous snapshot in
 //! force and the next run retries whatever was not acknowledged.
 //!
-//! In memory a snapshot costs about `key bytes + 26` bytes per row (an `i64` key: ~35 bytes):
+//! In memory a snapshot costs about `key bytes + 31` bytes per row (an `i64` key: ~40 bytes):
 //! keys live in one contiguous buffer, hashes in a `Vec<u128>`, and a `hashbrown::HashTable`
-//! of `u32` row indices serves lookups without storing keys twice.
+//! of `u32` row indices serves lookups without storing keys twice. The next snapshot reuses
+//! the previous one's storage: a run marks which slots it keeps and overwrites the hashes of
+//! rows it rewrote, and only keys new to this run are stored again.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BinaryBuilder, FixedSizeBinaryBuilder, RecordBatch};
+use arrow::array::{
+    ArrayBuilder, ArrayRef, AsArray, BinaryBuilder, FixedSizeBinaryBuilder, RecordBatch,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use hashbrown::HashTable;
 use object_store::buffered::BufWriter;
@@ -157,6 +161,20 @@ pub struct Snapshot {
     entries: Entries,
     index: HashTable<u32>,
     seen: Vec<u64>,
+    keep: Vec<u64>,
+    rewritten: bool,
+}
+
+fn bit(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] & (1u64 << (i % 64)) != 0
+}
+
+fn set_bit(bits: &mut [u64], i: usize) {
+    bits[i / 64] |= 1u64 << (i % 64);
+}
+
+fn count_bits(bits: &[u64]) -> usize {
+    bits.iter().map(|w| w.count_ones() as usize).sum()
 }
 
 impl Snapshot {
@@ -167,6 +185,8 @@ impl Snapshot {
             entries: Entries::with_capacity(0, 0),
             index: HashTable::new(),
             seen: Vec::new(),
+            keep: Vec::new(),
+            rewritten: false,
         }
     }
 
@@ -182,6 +202,8 @@ impl Snapshot {
             entries,
             index,
             seen: vec![0; n.div_ceil(64)],
+            keep: vec![0; n.div_ceil(64)],
+            rewritten: false,
         }
     }
 
@@ -210,21 +232,47 @@ impl Snapshot {
 
     /// Marks a slot as seen in this run; returns false if it was already seen (a duplicate).
     pub fn mark_seen(&mut self, slot: usize) -> bool {
-        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
-        let fresh = self.seen[word] & bit == 0;
-        self.seen[word] |= bit;
+        let fresh = !bit(&self.seen, slot);
+        set_bit(&mut self.seen, slot);
         fresh
     }
 
     /// Slots never marked seen: the keys that left the query result.
     pub fn unseen(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len()).filter(|&i| self.seen[i / 64] & (1u64 << (i % 64)) == 0)
+        (0..self.len()).filter(|&i| !bit(&self.seen, i))
     }
 
     /// Count of keys never marked seen.
     pub fn unseen_count(&self) -> usize {
-        let seen: u32 = self.seen.iter().map(|w| w.count_ones()).sum();
-        self.len() - seen as usize
+        self.len() - count_bits(&self.seen)
+    }
+
+    /// Keeps `slot` in the next snapshot with its current hash (the destination holds it).
+    pub fn keep(&mut self, slot: usize) {
+        set_bit(&mut self.keep, slot);
+    }
+
+    /// Keeps `slot` in the next snapshot with the hash of the row just written.
+    pub fn keep_rewritten(&mut self, slot: usize, hash: u128) {
+        if self.entries.hashes[slot] != hash {
+            self.entries.hashes[slot] = hash;
+            self.rewritten = true;
+        }
+        set_bit(&mut self.keep, slot);
+    }
+
+    /// Whether the next snapshot, without new keys, would equal this one: every slot kept and
+    /// no hash rewritten. Such a run can keep pointing at the previous snapshot file.
+    pub fn unchanged(&self) -> bool {
+        !self.rewritten && count_bits(&self.keep) == self.len()
+    }
+
+    /// The first kept slot at or after `from` (`len()` when there is none). A cursor rather
+    /// than an iterator, so it can be held across an `await` in a `Send` future.
+    fn next_kept(&self, from: usize) -> usize {
+        (from..self.len())
+            .find(|&i| bit(&self.keep, i))
+            .unwrap_or(self.len())
     }
 
     /// The encoded key in `slot`.
@@ -239,12 +287,14 @@ impl Snapshot {
 
     /// Approximate heap use, reported by the benchmark.
     pub fn heap_bytes(&self) -> usize {
-        self.entries.heap_bytes() + self.index.capacity() * 5 + self.seen.capacity() * 8
+        self.entries.heap_bytes()
+            + self.index.capacity() * 5
+            + (self.seen.capacity() + self.keep.capacity()) * 8
     }
 }
 
-/// Accumulates the next snapshot during a run: unchanged keys, acknowledged writes, and the
-/// previous entries of rows that failed.
+/// Accumulates the keys a run added (acknowledged writes of keys not in the previous
+/// snapshot); the rest of the next snapshot is the previous one's kept slots.
 #[derive(Debug)]
 pub struct SnapshotBuilder {
     key_fields: Vec<Field>,
@@ -252,11 +302,11 @@ pub struct SnapshotBuilder {
 }
 
 impl SnapshotBuilder {
-    /// A builder expecting about `rows` keys.
-    pub fn new(key_fields: Vec<Field>, rows: usize) -> Self {
+    /// An empty builder.
+    pub fn new(key_fields: Vec<Field>) -> Self {
         Self {
             key_fields,
-            entries: Entries::with_capacity(rows, rows * 9),
+            entries: Entries::with_capacity(0, 0),
         }
     }
 
@@ -351,22 +401,26 @@ impl SnapshotStore {
         Ok(Snapshot::from_entries(key_fields, entries))
     }
 
-    /// Sorts and writes the builder as a new snapshot at `syncs/<sync>/<run_id>.parquet`.
+    /// Writes the next snapshot, `previous`'s kept slots merged with the keys `added`, at
+    /// `syncs/<sync>/<run_id>.parquet`, sorted by key. Streams in chunks: no second copy of
+    /// the snapshot is held.
     pub async fn write(
         &self,
         sync: &str,
         run_id: &str,
-        builder: SnapshotBuilder,
+        previous: &Snapshot,
+        added: SnapshotBuilder,
     ) -> Result<SnapshotRef, EngineError> {
-        let entries = builder.entries;
-        let mut order: Vec<u32> = (0..entries.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| entries.key(a as usize).cmp(entries.key(b as usize)));
+        let key_fields = added.key_fields;
+        let added = added.entries;
+        let mut order: Vec<u32> = (0..added.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| added.key(a as usize).cmp(added.key(b as usize)));
         if let Some(w) = order
             .windows(2)
-            .find(|w| entries.key(w[0] as usize) == entries.key(w[1] as usize))
+            .find(|w| added.key(w[0] as usize) == added.key(w[1] as usize))
         {
             return Err(EngineError::Internal(format!(
-                "snapshot would hold key slot {} twice",
+                "snapshot would hold added key slot {} twice",
                 w[0]
             )));
         }
@@ -374,7 +428,7 @@ impl SnapshotStore {
         let mut metadata = std::collections::HashMap::new();
         metadata.insert(
             KEY_SCHEMA_METADATA.to_string(),
-            key_schema_to_json(&builder.key_fields),
+            key_schema_to_json(&key_fields),
         );
         metadata.insert(ENCODING_METADATA.to_string(), ENCODING_VERSION.to_string());
         let schema = Arc::new(Schema::new_with_metadata(
@@ -397,30 +451,55 @@ impl SnapshotStore {
         let object = BufWriter::new(self.store.clone(), path.clone());
         let mut writer = AsyncArrowWriter::try_new(object, schema.clone(), Some(props))
             .map_err(|e| EngineError::Snapshot(e.to_string()))?;
-        for chunk in order.chunks(WRITE_CHUNK) {
-            let mut keys = BinaryBuilder::with_capacity(chunk.len(), chunk.len() * 9);
-            let mut hashes = FixedSizeBinaryBuilder::with_capacity(chunk.len(), 16);
-            for &i in chunk {
-                keys.append_value(entries.key(i as usize));
-                hashes
-                    .append_value(entries.hashes[i as usize].to_be_bytes())
-                    .expect("16 bytes");
+        let write_error = |e: parquet::errors::ParquetError| {
+            EngineError::Snapshot(format!("cannot write {path}: {e}"))
+        };
+
+        // Both inputs are sorted: merge them.
+        let (mut old, mut new) = (previous.next_kept(0), 0usize);
+        let mut rows = 0u64;
+        let mut keys = BinaryBuilder::with_capacity(WRITE_CHUNK, WRITE_CHUNK * 9);
+        let mut hashes = FixedSizeBinaryBuilder::with_capacity(WRITE_CHUNK, 16);
+        loop {
+            let take_old = match (old < previous.len(), new < order.len()) {
+                (false, false) => break,
+                (true, false) => true,
+                (false, true) => false,
+                (true, true) => match previous.key(old).cmp(added.key(order[new] as usize)) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Greater => false,
+                    std::cmp::Ordering::Equal => {
+                        return Err(EngineError::Internal(
+                            "an added key is also in the previous snapshot".into(),
+                        ))
+                    }
+                },
+            };
+            let (key, hash) = if take_old {
+                let entry = (previous.key(old), previous.hash(old));
+                old = previous.next_kept(old + 1);
+                entry
+            } else {
+                let n = order[new] as usize;
+                new += 1;
+                (added.key(n), added.hashes[n])
+            };
+            keys.append_value(key);
+            hashes.append_value(hash.to_be_bytes()).expect("16 bytes");
+            rows += 1;
+            if keys.len() == WRITE_CHUNK {
+                let batch = chunk_batch(&schema, &mut keys, &mut hashes)?;
+                writer.write(&batch).await.map_err(write_error)?;
             }
-            let columns: Vec<ArrayRef> = vec![Arc::new(keys.finish()), Arc::new(hashes.finish())];
-            let batch = RecordBatch::try_new(schema.clone(), columns)
-                .map_err(|e| EngineError::Internal(e.to_string()))?;
-            writer
-                .write(&batch)
-                .await
-                .map_err(|e| EngineError::Snapshot(format!("cannot write {path}: {e}")))?;
         }
-        writer
-            .close()
-            .await
-            .map_err(|e| EngineError::Snapshot(format!("cannot write {path}: {e}")))?;
+        if !keys.is_empty() {
+            let batch = chunk_batch(&schema, &mut keys, &mut hashes)?;
+            writer.write(&batch).await.map_err(write_error)?;
+        }
+        writer.close().await.map_err(write_error)?;
         Ok(SnapshotRef {
             path: path.to_string(),
-            rows: entries.len() as u64,
+            rows,
         })
     }
 
@@ -431,6 +510,15 @@ impl SnapshotStore {
             .await
             .map_err(|e| EngineError::Snapshot(e.to_string()))
     }
+}
+
+fn chunk_batch(
+    schema: &Arc<Schema>,
+    keys: &mut BinaryBuilder,
+    hashes: &mut FixedSizeBinaryBuilder,
+) -> Result<RecordBatch, EngineError> {
+    let columns: Vec<ArrayRef> = vec![Arc::new(keys.finish()), Arc::new(hashes.finish())];
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// Keeps sync names and run ids from escaping their folder.
@@ -455,11 +543,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SnapshotStore::local(dir.path()).unwrap();
         let fields = vec![backflow_connector_core::types::uuid_field("id")];
-        let mut b = SnapshotBuilder::new(fields.clone(), 3);
+        let mut b = SnapshotBuilder::new(fields.clone());
         b.push(b"\x01zz", 3).unwrap();
         b.push(b"\x01aa", 1).unwrap();
         b.push(b"\x01mm", 2).unwrap();
-        let r = store.write("my sync/x", "run-1", b).await.unwrap();
+        let empty = Snapshot::empty(fields.clone());
+        let r = store.write("my sync/x", "run-1", &empty, b).await.unwrap();
         assert_eq!(r.rows, 3);
         assert_eq!(r.path, "syncs/my_sync_x/run-1.parquet");
         let mut s = store.load(&r).await.unwrap();
@@ -472,5 +561,30 @@ mod tests {
         assert!(!s.mark_seen(slot));
         assert_eq!(s.unseen_count(), 2);
         assert_eq!(s.unseen().collect::<Vec<_>>(), vec![0, 1]);
+
+        // The next snapshot: `aa` dropped, `mm` rewritten, `zz` kept, `bb` and `zzz` added.
+        assert!(s.unchanged() || s.len() > 0);
+        let (mm, _) = s.lookup(b"\x01mm").unwrap();
+        s.keep_rewritten(mm, 20);
+        s.keep(slot);
+        assert!(!s.unchanged());
+        let mut added = SnapshotBuilder::new(fields.clone());
+        added.push(b"\x01zzz", 4).unwrap();
+        added.push(b"\x01bb", 5).unwrap();
+        let r2 = store.write("my sync/x", "run-2", &s, added).await.unwrap();
+        assert_eq!(r2.rows, 4);
+        let next = store.load(&r2).await.unwrap();
+        let all: Vec<(Vec<u8>, u128)> = (0..next.len())
+            .map(|i| (next.key(i).to_vec(), next.hash(i)))
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                (b"\x01bb".to_vec(), 5),
+                (b"\x01mm".to_vec(), 20),
+                (b"\x01zz".to_vec(), 3),
+                (b"\x01zzz".to_vec(), 4),
+            ]
+        );
     }
 }
