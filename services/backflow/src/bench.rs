@@ -171,7 +171,42 @@ struct Bench {
     batch_size: usize,
 }
 
+/// One measured sync: what to run and how the report names it.
+struct Scenario<'a> {
+    title: &'static str,
+    sync: &'a str,
+    source: &'a dyn Source,
+    destination: &'a dyn Destination,
+    query: &'a str,
+    object: &'a str,
+    previous: Option<&'a SnapshotRef>,
+}
+
 impl Bench {
+    /// Runs a scenario with its own peak-RSS window and returns its report row.
+    async fn measure(&self, s: Scenario<'_>) -> Result<(Row, RunResult)> {
+        reset_peak_rss();
+        let t = Instant::now();
+        let result = self
+            .sync(
+                s.sync,
+                s.source,
+                s.destination,
+                s.query,
+                s.object,
+                s.previous,
+            )
+            .await?;
+        let row = Row {
+            scenario: s.title,
+            rows: result.counts.read,
+            elapsed: t.elapsed(),
+            peak_rss: peak_rss_bytes(),
+            detail: stage_detail(&result),
+        };
+        Ok((row, result))
+    }
+
     async fn sync(
         &self,
         name: &str,
@@ -322,52 +357,30 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         detail: String::new(),
     });
 
-    reset_peak_rss();
-    let t = Instant::now();
-    let initial = bench
-        .sync(
-            "bench_pg",
-            source.as_ref(),
-            destination.as_ref(),
-            &query,
-            &format!("{SCHEMA}.dst"),
-            None,
-        )
-        .await?;
-    report.push(Row {
-        scenario: "initial sync PG → PG",
-        rows: initial.counts.read,
-        elapsed: t.elapsed(),
-        peak_rss: peak_rss_bytes(),
-        detail: stage_detail(&initial),
-    });
-    let initial_time = report.last().map(|r| r.elapsed).unwrap_or_default();
+    let dst = format!("{SCHEMA}.dst");
+    let pg = |title, previous| Scenario {
+        title,
+        sync: "bench_pg",
+        source: source.as_ref(),
+        destination: destination.as_ref(),
+        query: &query,
+        object: &dst,
+        previous,
+    };
+    let (row, initial) = bench.measure(pg("initial sync PG → PG", None)).await?;
+    let initial_time = row.elapsed;
+    report.push(row);
 
-    reset_peak_rss();
-    let t = Instant::now();
-    let same = bench
-        .sync(
-            "bench_pg",
-            source.as_ref(),
-            destination.as_ref(),
-            &query,
-            &format!("{SCHEMA}.dst"),
-            Some(&initial.snapshot),
-        )
+    let (row, same) = bench
+        .measure(pg("re-sync, no change", Some(&initial.snapshot)))
         .await?;
     anyhow::ensure!(
         same.counts.written == 0,
         "no-change resync wrote {} rows",
         same.counts.written
     );
-    report.push(Row {
-        scenario: "re-sync, no change",
-        rows: same.counts.read,
-        elapsed: t.elapsed(),
-        peak_rss: peak_rss_bytes(),
-        detail: stage_detail(&same),
-    });
-    let same_time = report.last().map(|r| r.elapsed).unwrap_or_default();
+    let same_time = row.elapsed;
+    report.push(row);
 
     sqlx::raw_sql(&format!(
         "UPDATE {SCHEMA}.src SET score = score + 1, updated_at = now() WHERE id % 100 = 0;
@@ -378,26 +391,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     ))
     .execute(&pool)
     .await?;
-    reset_peak_rss();
-    let t = Instant::now();
-    let changed = bench
-        .sync(
-            "bench_pg",
-            source.as_ref(),
-            destination.as_ref(),
-            &query,
-            &format!("{SCHEMA}.dst"),
+    let (row, _) = bench
+        .measure(pg(
+            "re-sync, 1% upd + 0.5% del + 0.5% ins (mirror)",
             Some(&same.snapshot),
-        )
+        ))
         .await?;
-    report.push(Row {
-        scenario: "re-sync, 1% upd + 0.5% del + 0.5% ins (mirror)",
-        rows: changed.counts.read,
-        elapsed: t.elapsed(),
-        peak_rss: peak_rss_bytes(),
-        detail: stage_detail(&changed),
-    });
-    let changed_time = report.last().map(|r| r.elapsed).unwrap_or_default();
+    let changed_time = row.elapsed;
+    report.push(row);
 
     let parquet_dir = dir.path().join("parquet");
     std::fs::create_dir_all(&parquet_dir)?;
@@ -406,25 +407,19 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "files",
         &serde_json::json!({ "tables": { "src": format!("{}/*.parquet", parquet_dir.display()) } }),
     )?;
-    reset_peak_rss();
-    let t = Instant::now();
-    let from_files = bench
-        .sync(
-            "bench_files",
-            files.as_ref(),
-            destination.as_ref(),
-            "SELECT * FROM src",
-            &format!("{SCHEMA}.dst_files"),
-            None,
-        )
+    let dst_files = format!("{SCHEMA}.dst_files");
+    let (row, _) = bench
+        .measure(Scenario {
+            title: "initial sync files (Parquet) → PG",
+            sync: "bench_files",
+            source: files.as_ref(),
+            destination: destination.as_ref(),
+            query: "SELECT * FROM src",
+            object: &dst_files,
+            previous: None,
+        })
         .await?;
-    report.push(Row {
-        scenario: "initial sync files (Parquet) → PG",
-        rows: from_files.counts.read,
-        elapsed: t.elapsed(),
-        peak_rss: peak_rss_bytes(),
-        detail: stage_detail(&from_files),
-    });
+    report.push(row);
 
     println!();
     println!(
