@@ -563,7 +563,13 @@ mod tests {
         assert_eq!(s.unseen().collect::<Vec<_>>(), vec![0, 1]);
 
         // The next snapshot: `aa` dropped, `mm` rewritten, `zz` kept, `bb` and `zzz` added.
-        assert!(s.unchanged() || s.len() > 0);
+        assert!(!s.unchanged(), "nothing is kept yet");
+        let mut same = store.load(&r).await.unwrap();
+        (0..3).for_each(|i| same.keep(i));
+        same.keep_rewritten(0, same.hash(0));
+        assert!(same.unchanged(), "every slot kept with its own hash");
+        same.keep_rewritten(0, 99);
+        assert!(!same.unchanged());
         let (mm, _) = s.lookup(b"\x01mm").unwrap();
         s.keep_rewritten(mm, 20);
         s.keep(slot);
