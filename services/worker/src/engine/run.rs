@@ -236,9 +236,10 @@ impl Engine {
         let snapshot_rows = previous.len();
         let mut differ = Differ {
             spec,
+            // Current key names: a mapping may have renamed a key column since the last run.
+            added: SnapshotBuilder::new(plan.key_fields.clone()),
             plan,
             full_resync: input.full_resync,
-            added: SnapshotBuilder::new(previous.key_fields().to_vec()),
             previous,
             new_keys: HashSet::new(),
             counts: RunCounts::default(),
