@@ -280,16 +280,12 @@ async fn an_empty_source_does_not_wipe_the_destination() {
     let pool = pg().await;
     let src = source(&pool).await;
     let dst = unique("dst");
-    let mut h = Harness::new(
-        spec(
-            "guard",
-            &format!("SELECT * FROM {src}"),
-            &["customer_id"],
-            &dst,
-            SyncMode::Mirror,
-        ),
-        pg_source(),
-        pg_destination(),
+    let mut h = pg_sync(
+        "guard",
+        &format!("SELECT * FROM {src}"),
+        &["customer_id"],
+        &dst,
+        SyncMode::Mirror,
     );
     h.ok().await;
     exec(&pool, &format!("DELETE FROM {src}")).await;
@@ -311,16 +307,12 @@ async fn mass_deletes_beyond_the_fraction_are_refused() {
     let pool = pg().await;
     let src = source(&pool).await;
     let dst = unique("dst");
-    let mut h = Harness::new(
-        spec(
-            "guard",
-            &format!("SELECT * FROM {src}"),
-            &["customer_id"],
-            &dst,
-            SyncMode::Mirror,
-        ),
-        pg_source(),
-        pg_destination(),
+    let mut h = pg_sync(
+        "guard",
+        &format!("SELECT * FROM {src}"),
+        &["customer_id"],
+        &dst,
+        SyncMode::Mirror,
     );
     h.ok().await;
     exec(&pool, &format!("DELETE FROM {src} WHERE customer_id > 20")).await;

@@ -27,16 +27,12 @@ async fn rejected_rows_carry_the_database_message_and_are_retried() {
         ),
     )
     .await;
-    let mut h = Harness::new(
-        spec(
-            "rejects",
-            &format!("SELECT * FROM {src}"),
-            &["id"],
-            &dst,
-            SyncMode::Upsert,
-        ),
-        pg_source(),
-        pg_destination(),
+    let mut h = pg_sync(
+        "rejects",
+        &format!("SELECT * FROM {src}"),
+        &["id"],
+        &dst,
+        SyncMode::Upsert,
     );
     let r = h.ok().await;
     assert_eq!(r.counts.failed, 3);
@@ -114,16 +110,12 @@ async fn an_aborted_run_converges_on_the_next_run() {
     let pool = pg().await;
     let src = source_table(&pool, 30_000).await;
     let dst = unique("dst");
-    let mut h = Harness::new(
-        spec(
-            "abort",
-            &format!("SELECT * FROM {src}"),
-            &["id"],
-            &dst,
-            SyncMode::Mirror,
-        ),
-        pg_source(),
-        pg_destination(),
+    let mut h = pg_sync(
+        "abort",
+        &format!("SELECT * FROM {src}"),
+        &["id"],
+        &dst,
+        SyncMode::Mirror,
     );
     // Start a run and abort its task once part of the data has landed.
     let engine = h.engine.clone();
@@ -181,16 +173,12 @@ async fn a_dropped_destination_connection_fails_retryably_and_the_next_run_conve
     let pool = pg().await;
     let src = source_table(&pool, 30_000).await;
     let dst = unique("dst");
-    let mut h = Harness::new(
-        spec(
-            "drop",
-            &format!("SELECT * FROM {src}"),
-            &["id"],
-            &dst,
-            SyncMode::Upsert,
-        ),
-        pg_source(),
-        pg_destination(),
+    let mut h = pg_sync(
+        "drop",
+        &format!("SELECT * FROM {src}"),
+        &["id"],
+        &dst,
+        SyncMode::Upsert,
     );
     let killer = {
         use std::str::FromStr;

@@ -19,16 +19,12 @@ async fn one_percent_change_writes_only_the_changed_rows() {
         ),
     )
     .await;
-    let mut h = Harness::new(
-        spec(
-            "incremental",
-            &format!("SELECT * FROM {src}"),
-            &["id"],
-            &dst,
-            SyncMode::Mirror,
-        ),
-        pg_source(),
-        pg_destination(),
+    let mut h = pg_sync(
+        "incremental",
+        &format!("SELECT * FROM {src}"),
+        &["id"],
+        &dst,
+        SyncMode::Mirror,
     );
     let first = h.ok().await;
     assert_eq!(first.counts.written, 10_000);
@@ -90,16 +86,12 @@ async fn mirror_deletes_only_keys_backflow_wrote() {
         ),
     )
     .await;
-    let mut h = Harness::new(
-        spec(
-            "mirror-others",
-            &format!("SELECT * FROM {src}"),
-            &["id"],
-            &dst,
-            SyncMode::Mirror,
-        ),
-        pg_source(),
-        pg_destination(),
+    let mut h = pg_sync(
+        "mirror-others",
+        &format!("SELECT * FROM {src}"),
+        &["id"],
+        &dst,
+        SyncMode::Mirror,
     );
     h.ok().await;
     // Another writer owns these rows; they were never in the query result.

@@ -45,11 +45,7 @@ async fn matrix(mode: SyncMode) {
         exec(&pool, &format!("CREATE TABLE {exp} AS TABLE {src}")).await;
     }
     let query = format!("SELECT id, name, score FROM {src}");
-    let mut h = Harness::new(
-        spec("matrix", &query, &["id"], &dst, mode),
-        pg_source(),
-        pg_destination(),
-    );
+    let mut h = pg_sync("matrix", &query, &["id"], &dst, mode);
 
     // 1. New rows.
     let r = counts(&h.ok().await);
@@ -243,16 +239,12 @@ async fn full_resync_sends_every_row_and_still_detects_removals() {
         ),
     )
     .await;
-    let mut h = Harness::new(
-        spec(
-            "resync",
-            &format!("SELECT * FROM {src}"),
-            &["id"],
-            &dst,
-            SyncMode::Mirror,
-        ),
-        pg_source(),
-        pg_destination(),
+    let mut h = pg_sync(
+        "resync",
+        &format!("SELECT * FROM {src}"),
+        &["id"],
+        &dst,
+        SyncMode::Mirror,
     );
     h.ok().await;
     // Someone edits the destination behind Backflow's back; only a full resync repairs it.

@@ -97,6 +97,15 @@ pub fn spec(name: &str, query: &str, pk: &[&str], object: &str, mode: SyncMode) 
     }
 }
 
+/// A PostgreSQL → PostgreSQL sync on the test server.
+pub fn pg_sync(name: &str, query: &str, pk: &[&str], object: &str, mode: SyncMode) -> Harness {
+    Harness::new(
+        spec(name, query, pk, object, mode),
+        pg_source(),
+        pg_destination(),
+    )
+}
+
 /// A sync with its committed snapshot pointer: the part of the control plane the engine
 /// needs, so tests exercise commit-only-on-success exactly as production does.
 pub struct Harness {
