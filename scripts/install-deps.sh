@@ -2,6 +2,7 @@
 # Installs the system packages the test services need, from Debian's packages.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 need=()
 command -v /usr/lib/postgresql/15/bin/postgres >/dev/null 2>&1 \

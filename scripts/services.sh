@@ -7,6 +7,7 @@
 #
 # State lives under $BACKFLOW_SERVICES_DIR (default /tmp/backflow-services), never in the clone.
 set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${BACKFLOW_SERVICES_DIR:-/tmp/backflow-services}
