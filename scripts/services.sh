@@ -44,10 +44,22 @@ full_page_writes = off
 max_wal_size = 4GB
 CONF
   fi
-  if as_postgres "$pg_bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if pg_isready -q -h 127.0.0.1 -p "$pg_port" -t 2; then
     echo "postgres already running on 127.0.0.1:${pg_port}"
   else
-    as_postgres "$pg_bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
+    # A server killed a moment ago can still look alive (an unreaped pid): retry a few times;
+    # pg_ctl clears a stale pid file by itself once the old process is gone.
+    local tries=0
+    until as_postgres "$pg_bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null 2>&1 \
+        && pg_isready -q -h 127.0.0.1 -p "$pg_port" -t 10; do
+      tries=$((tries + 1))
+      if [ "$tries" -ge 10 ]; then
+        echo "postgres did not start; see $data/server.log" >&2
+        tail -n 20 "$data/server.log" >&2 || true
+        exit 1
+      fi
+      sleep 2
+    done
     echo "postgres started on 127.0.0.1:${pg_port}"
   fi
   PGPASSWORD=postgres psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1 <<SQL >/dev/null
