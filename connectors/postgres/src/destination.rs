@@ -783,6 +783,9 @@ impl PostgresWriter {
                 Err(e) => return Err(classify(e).context(format!("writing to {}", self.table))),
             }
         }
+        // Splitting visits rows out of order; callers and the engine expect ascending rows.
+        outcome.failed.sort_by_key(|f| f.row);
+        outcome.skipped.sort_unstable();
         Ok(())
     }
 
@@ -826,8 +829,6 @@ impl PostgresWriter {
         self.stats.staged_batches += 1;
         self.apply_split(Job::Write, &encoded, rows, &mut outcome)
             .await?;
-        outcome.failed.sort_by_key(|f| f.row);
-        outcome.skipped.sort_unstable();
         tracing::debug!(
             rows = batch.num_rows(),
             failed = outcome.failed.len(),
@@ -851,8 +852,6 @@ impl PostgresWriter {
         self.direct = false;
         self.apply_split(Job::Delete, &encoded, rows, &mut outcome)
             .await?;
-        outcome.failed.sort_by_key(|f| f.row);
-        outcome.skipped.sort_unstable();
         tracing::debug!(
             keys = keys.num_rows(),
             failed = outcome.failed.len(),
