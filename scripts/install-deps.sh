@@ -15,3 +15,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# buf (protobuf lint and breaking-change checks) ships as a binary inside its npm package.
+# Installed into a tools directory outside the clone; BACKFLOW_TOOLS_DIR overrides it.
+TOOLS_DIR=${BACKFLOW_TOOLS_DIR:-/var/tmp/backflow-tools}
+BUF_VERSION=1.75.0
+if [ "$("$TOOLS_DIR/node_modules/.bin/buf" --version 2>/dev/null)" != "$BUF_VERSION" ]; then
+  echo "installing buf $BUF_VERSION into $TOOLS_DIR"
+  mkdir -p "$TOOLS_DIR"
+  npm install --prefix "$TOOLS_DIR" --no-audit --no-fund --silent "@bufbuild/buf@$BUF_VERSION" >/dev/null
+fi

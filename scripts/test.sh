@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
+# The API contract: buf's lint rules on backflow.v1.
+"${BACKFLOW_TOOLS_DIR:-/var/tmp/backflow-tools}/node_modules/.bin/buf" lint proto
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

@@ -4,8 +4,10 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod cli;
 mod demo_data;
 mod local_run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -16,27 +18,52 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    client: cli::ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a control plane and workers in one process: SQLite state and snapshots under the
+    /// data directory, loopback only. The one-command embedded default.
+    Standalone(serve::StandaloneArgs),
+    /// Run a control plane (gRPC API, queue, scheduler) on a SQLite or PostgreSQL store.
+    ControlPlane(serve::ControlPlaneArgs),
+    /// Run a stateless worker that leases runs from a control plane.
+    Worker(serve::WorkerArgs),
+    /// Create or upgrade the state store's schema.
+    Migrate(serve::MigrateArgs),
     /// Run the syncs of a definition file in this process (embedded state, no control plane).
     Run(local_run::RunArgs),
     /// Write the quickstart's demo warehouse (customers with scores) as Parquet.
     DemoData(demo_data::DemoDataArgs),
     /// Measure sync throughput against a real PostgreSQL and print a report.
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Services log what they do; one-shot commands only warn, so their output stays readable.
+    let default_level = match cli.command {
+        Command::Standalone(_) | Command::ControlPlane(_) | Command::Worker(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
+        Command::Standalone(args) => serve::standalone(args).await,
+        Command::ControlPlane(args) => serve::control_plane(args).await,
+        Command::Worker(args) => serve::worker(args).await,
+        Command::Migrate(args) => serve::migrate(args).await,
         Command::Run(args) => local_run::run(args).await,
         Command::DemoData(args) => demo_data::run(args),
         Command::Bench(args) => bench::run(args).await,
+        // Client verbs print their own one-line errors and choose the exit status.
+        Command::Client(command) => std::process::exit(cli::run(cli.client, command).await),
     }
 }

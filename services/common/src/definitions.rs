@@ -101,6 +101,9 @@ pub struct ScheduleDef {
     /// A cron expression, in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
+    /// Run after each successful run of the sync of this name (defined in the same file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// One sync.
@@ -240,8 +243,8 @@ impl Definitions {
                 return Err(invalid(at("options.batch_size"), "must be at least 1"));
             }
             if let Some(schedule) = &s.schedule {
-                match (&schedule.every, &schedule.cron) {
-                    (Some(every), None) => {
+                match (&schedule.every, &schedule.cron, &schedule.after) {
+                    (Some(every), None, None) => {
                         if parse_interval(every).is_none() {
                             return Err(invalid(
                                 at("schedule.every"),
@@ -249,14 +252,64 @@ impl Definitions {
                             ));
                         }
                     }
-                    (None, Some(_)) => {}
+                    (None, Some(cron), None) => {
+                        if cron.trim().is_empty() {
+                            return Err(invalid(at("schedule.cron"), "the expression is empty"));
+                        }
+                    }
+                    (None, None, Some(after)) => {
+                        if after == &s.name {
+                            return Err(invalid(
+                                at("schedule.after"),
+                                "a sync cannot run after itself",
+                            ));
+                        }
+                        if !self.syncs.iter().any(|other| &other.name == after) {
+                            return Err(invalid(
+                                at("schedule.after"),
+                                format!("no sync named `{after}`"),
+                            ));
+                        }
+                    }
                     _ => {
                         return Err(invalid(
                             at("schedule"),
-                            "give exactly one of `every` or `cron`",
+                            "give exactly one of `every`, `cron` or `after`",
                         ))
                     }
                 }
+            }
+        }
+        self.check_after_cycles()
+    }
+
+    /// Refuses `after` chains that loop (`a` after `b` after `a`): each run would start the
+    /// next one forever.
+    fn check_after_cycles(&self) -> Result<(), DefinitionError> {
+        let after = |name: &str| {
+            self.syncs
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.schedule.as_ref())
+                .and_then(|schedule| schedule.after.as_deref())
+        };
+        for (i, s) in self.syncs.iter().enumerate() {
+            let mut seen = vec![s.name.as_str()];
+            let mut next = after(&s.name);
+            while let Some(name) = next {
+                if name == s.name {
+                    seen.push(name);
+                    return Err(invalid(
+                        format!("syncs[{i}].schedule.after"),
+                        format!("`after` loops: {}", seen.join(" -> ")),
+                    ));
+                }
+                if seen.contains(&name) {
+                    // A loop that does not pass through `s`; reported from one of its members.
+                    break;
+                }
+                seen.push(name);
+                next = after(name);
             }
         }
         Ok(())
@@ -335,5 +388,72 @@ syncs:
         assert!(e.to_string().contains("schedule.every"), "{e}");
         assert_eq!(parse_interval("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_interval("0s"), None);
+    }
+
+    /// Two syncs: `scores` (every 15m) and `totals`, whose schedule is the given YAML.
+    fn with_second_schedule(schedule: &str) -> String {
+        format!(
+            r#"
+connections:
+  - {{ name: wh, type: files }}
+  - {{ name: db, type: sqlite }}
+syncs:
+  - name: scores
+    source: {{ connection: wh, query: "SELECT 1 AS id" }}
+    primary_key: [id]
+    destination: {{ connection: db, table: scores, mode: upsert }}
+    schedule: {{ every: 15m }}
+  - name: totals
+    source: {{ connection: wh, query: "SELECT 1 AS id" }}
+    primary_key: [id]
+    destination: {{ connection: db, table: totals, mode: upsert }}
+    schedule: {schedule}
+"#
+        )
+    }
+
+    #[test]
+    fn schedule_after_names_another_sync_of_the_file() {
+        let d = Definitions::from_yaml(&with_second_schedule("{ after: scores }")).unwrap();
+        let schedule = d.syncs[1].schedule.as_ref().unwrap();
+        assert_eq!(schedule.after.as_deref(), Some("scores"));
+        assert_eq!((&schedule.every, &schedule.cron), (&None, &None));
+
+        let e = Definitions::from_yaml(&with_second_schedule("{ after: nope }")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`syncs[1].schedule.after`: no sync named `nope`"
+        );
+        let e = Definitions::from_yaml(&with_second_schedule("{ after: totals }")).unwrap_err();
+        assert!(e.to_string().contains("cannot run after itself"), "{e}");
+    }
+
+    #[test]
+    fn schedule_takes_exactly_one_kind() {
+        for schedule in [
+            "{ every: 15m, after: scores }",
+            "{ cron: \"0 * * * *\", after: scores }",
+            "{ every: 15m, cron: \"0 * * * *\" }",
+            "{ }",
+        ] {
+            let e = Definitions::from_yaml(&with_second_schedule(schedule)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "`syncs[1].schedule`: give exactly one of `every`, `cron` or `after`",
+                "{schedule}"
+            );
+        }
+        Definitions::from_yaml(&with_second_schedule("{ cron: \"0 * * * *\" }")).unwrap();
+    }
+
+    #[test]
+    fn after_loops_are_refused() {
+        let text = with_second_schedule("{ after: scores }")
+            .replace("schedule: { every: 15m }", "schedule: { after: totals }");
+        let e = Definitions::from_yaml(&text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`syncs[0].schedule.after`: `after` loops: scores -> totals -> scores"
+        );
     }
 }

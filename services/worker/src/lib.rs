@@ -1,7 +1,10 @@
 //! Backflow's worker: the sync engine that reads a source, diffs it against the last synced
-//! snapshot and writes only the changes. The gRPC poll loop that leases runs from the control
-//! plane will live beside it; the engine itself needs no network service.
+//! snapshot and writes only the changes, and the poll loop that leases runs from the control
+//! plane over gRPC and executes them with it. The engine itself needs no network service.
 
 pub mod engine;
+pub mod runner;
 
-pub use engine::{Engine, EngineError, RunInput, RunResult, SyncMode, SyncSpec};
+pub use engine::{
+    Engine, EngineError, PlanInput, PlanResult, RunInput, RunResult, SyncMode, SyncSpec,
+};

@@ -1,7 +1,10 @@
 //! The sync engine, usable as a library without any gRPC: given a source, a destination, a
 //! sync and the previous snapshot, it moves only the changed rows and returns the next
-//! snapshot for the caller to commit.
+//! snapshot for the caller to commit. [`Engine::plan`] is the dry run of the same diff: it
+//! reports what a run would change and touches nothing.
 
+mod classify;
+pub mod dry_run;
 mod encoding;
 pub mod error;
 mod plan;
@@ -10,6 +13,7 @@ mod run;
 pub mod snapshot;
 pub mod spec;
 
+pub use dry_run::{PlanInput, PlanResult};
 pub use error::EngineError;
 pub use result::{RejectedOperation, RejectedRow, RunCounts, RunResult, StageTimings};
 pub use run::{Engine, RunInput};

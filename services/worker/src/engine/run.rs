@@ -6,33 +6,30 @@
 //! and memory is bounded by a few batches plus the two snapshot indexes, never by the size of
 //! the query result. Each write is acknowledged per row before its key enters the next
 //! snapshot, so a row that failed, or a run that died, is sent again next time.
+//!
+//! Validation and classification live in the `classify` module, shared with
+//! the dry run; this module adds what only a real run does: writing, deleting, acknowledging
+//! and the next snapshot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Field, Schema};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow::datatypes::Schema;
 use backflow_connector_core::{
-    ConnectorError, Destination, DestinationWriter, ReadOptions, Source, WriteMode, WriteOutcome,
-    WriteTarget,
+    ConnectorError, Destination, DestinationWriter, Source, WriteMode, WriteOutcome, WriteTarget,
 };
-use futures::StreamExt;
-use hashbrown::HashSet;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, info, info_span, warn, Instrument};
-use xxhash_rust::xxh3::xxh3_128;
+use tracing::{debug, info, info_span, Instrument};
 
-use crate::engine::encoding::{decode_keys, RowEncoder};
+use crate::engine::classify::{prepare, read_source, render_key, Classifier, Prepared};
+use crate::engine::encoding::decode_keys;
 use crate::engine::error::EngineError;
-use crate::engine::plan::Plan;
 use crate::engine::result::{RejectedOperation, RejectedRow, RunCounts, RunResult, StageTimings};
-use crate::engine::snapshot::{
-    describe_key_schema, same_key_types, Snapshot, SnapshotBuilder, SnapshotRef, SnapshotStore,
-};
+use crate::engine::snapshot::{SnapshotBuilder, SnapshotRef, SnapshotStore};
 use crate::engine::spec::{SyncMode, SyncSpec};
 
 /// Batches buffered between two stages; small, because back-pressure is the point.
@@ -118,20 +115,15 @@ impl Pending {
     }
 }
 
-/// State of the differ across batches.
+/// State of the differ across batches: the shared classification state plus what a run adds
+/// to it (rows in flight to the destination, the keys it added, rejected rows).
 struct Differ<'a> {
-    spec: &'a SyncSpec,
-    plan: Plan,
+    classifier: Classifier<'a>,
     full_resync: bool,
-    previous: Snapshot,
     added: SnapshotBuilder,
-    new_keys: HashSet<u128>,
-    counts: RunCounts,
     rejected: Vec<RejectedRow>,
     pending: HashMap<u64, Pending>,
     next_id: u64,
-    key_buf: Vec<u8>,
-    row_buf: Vec<u8>,
     peak_heap: usize,
 }
 
@@ -157,43 +149,19 @@ impl Engine {
         let started = Instant::now();
         let spec = input.spec;
         let batch_size = spec.options.batch_size.max(1);
-        if !(0.0..=1.0).contains(&spec.options.max_delete_fraction) {
-            return Err(EngineError::definition(
-                "max_delete_fraction",
-                "must be between 0.0 and 1.0",
-            ));
-        }
-
-        let stream = input
-            .source
-            .read(&spec.query, ReadOptions { batch_size })
-            .await
-            .map_err(EngineError::Source)?;
-        let plan = Plan::new(spec, &stream.schema())?;
-
-        let (previous, key_types_match) = match input.previous {
-            Some(r) => {
-                let snapshot = self.snapshots.load(r).await?;
-                let matches = same_key_types(snapshot.key_fields(), &plan.key_fields);
-                if !matches && !input.full_resync {
-                    return Err(EngineError::KeySchemaChanged {
-                        previous: describe_key_schema(snapshot.key_fields()),
-                        current: describe_key_schema(&plan.key_fields),
-                    });
-                }
-                (snapshot, matches)
-            }
-            None => (Snapshot::empty(plan.key_fields.clone()), true),
-        };
-        let previous = if key_types_match {
-            previous
-        } else {
-            warn!(
-                sync = %spec.name,
-                "primary key types changed; full resync runs without deleting old keys"
-            );
-            Snapshot::empty(plan.key_fields.clone())
-        };
+        let Prepared {
+            stream,
+            plan,
+            previous,
+            key_types_match,
+        } = prepare(
+            &self.snapshots,
+            spec,
+            input.source,
+            input.previous,
+            input.full_resync,
+        )
+        .await?;
 
         let target = WriteTarget {
             object: spec.object.clone(),
@@ -235,19 +203,13 @@ impl Engine {
 
         let snapshot_rows = previous.len();
         let mut differ = Differ {
-            spec,
             // Current key names: a mapping may have renamed a key column since the last run.
             added: SnapshotBuilder::new(plan.key_fields.clone()),
-            plan,
+            classifier: Classifier::new(spec, plan, previous),
             full_resync: input.full_resync,
-            previous,
-            new_keys: HashSet::new(),
-            counts: RunCounts::default(),
             rejected: Vec::new(),
             pending: HashMap::new(),
             next_id: 0,
-            key_buf: Vec::with_capacity(64),
-            row_buf: Vec::with_capacity(1024),
             peak_heap: 0,
         };
 
@@ -266,12 +228,12 @@ impl Engine {
             }
             differ.drain_acks(&mut ack_rx)?;
             if let Some(p) = &input.progress {
-                p.send_replace(differ.counts);
+                p.send_replace(differ.classifier.counts);
             }
         }
 
         if !writer_gone {
-            differ.check_guards(snapshot_rows as u64)?;
+            differ.classifier.check_guards(snapshot_rows as u64)?;
             if spec.mode == SyncMode::Mirror {
                 let t = Instant::now();
                 let deletes = differ.removals(batch_size)?;
@@ -301,15 +263,16 @@ impl Engine {
         }
         let read_time = read_time_rx.await.unwrap_or_default();
         if let Some(p) = &input.progress {
-            p.send_replace(differ.counts);
+            p.send_replace(differ.classifier.counts);
         }
 
         let t = Instant::now();
         differ.note_heap();
         let Differ {
-            counts,
+            classifier: Classifier {
+                counts, previous, ..
+            },
             rejected,
-            previous,
             added,
             peak_heap,
             ..
@@ -355,25 +318,6 @@ impl Engine {
     }
 }
 
-async fn read_source(
-    mut stream: backflow_connector_core::BatchStream,
-    tx: mpsc::Sender<Result<RecordBatch, ConnectorError>>,
-    done: tokio::sync::oneshot::Sender<Duration>,
-) {
-    let mut waited = Duration::ZERO;
-    loop {
-        let t = Instant::now();
-        let item = stream.next().await;
-        waited += t.elapsed();
-        let Some(item) = item else { break };
-        let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
-            break;
-        }
-    }
-    let _ = done.send(waited);
-}
-
 async fn write_changes(
     mut writer: Box<dyn DestinationWriter>,
     mut rx: mpsc::Receiver<Work>,
@@ -408,113 +352,39 @@ async fn write_changes(
     Ok((writer, busy))
 }
 
-/// Renders a primary key for messages: `id=42` or `(a=1, b=x)`.
-pub(crate) fn render_key(fields: &[Field], columns: &[ArrayRef], row: usize) -> String {
-    let options = FormatOptions::default().with_null("NULL");
-    let parts: Vec<String> = fields
-        .iter()
-        .zip(columns)
-        .map(|(f, c)| {
-            let value = ArrayFormatter::try_new(c.as_ref(), &options)
-                .map(|fmt| fmt.value(row).to_string())
-                .unwrap_or_else(|_| "?".into());
-            format!("{}={}", f.name(), value)
-        })
-        .collect();
-    if parts.len() == 1 {
-        parts.into_iter().next().unwrap_or_default()
-    } else {
-        format!("({})", parts.join(", "))
-    }
-}
-
 impl Differ<'_> {
     /// Hashes and classifies one batch, returning the rows to send.
     fn classify(&mut self, batch: &RecordBatch) -> Result<Option<Work>, EngineError> {
-        let batch = self.plan.to_destination(batch)?;
-        let n = batch.num_rows();
-        if n == 0 {
-            return Ok(None);
-        }
-        let key_columns: Vec<ArrayRef> = self
-            .plan
-            .key_indices
-            .iter()
-            .map(|&i| batch.column(i).clone())
-            .collect();
-        for (field, column) in self.plan.key_fields.iter().zip(&key_columns) {
-            if column.null_count() > 0 {
-                let row = (0..n).find(|&r| column.is_null(r)).unwrap_or(0);
-                return Err(EngineError::NullKey {
-                    column: field.name().clone(),
-                    sample: render_key(&self.plan.key_fields, &key_columns, row),
-                });
-            }
-        }
-        let schema = batch.schema();
-        let all_fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
-        let all_columns: Vec<&ArrayRef> = batch.columns().iter().collect();
-        let key_field_refs: Vec<&Field> = self.plan.key_fields.iter().collect();
-        let key_column_refs: Vec<&ArrayRef> = key_columns.iter().collect();
-        let row_encoder = RowEncoder::new(&all_fields, &all_columns)?;
-        let key_encoder = RowEncoder::new(&key_field_refs, &key_column_refs)?;
-
-        let mut send = Vec::with_capacity(n);
+        let mode = self.classifier.spec.mode;
+        let full_resync = self.full_resync;
+        let mut send = Vec::with_capacity(batch.num_rows());
         let mut pending = Pending::new(RejectedOperation::Write, Vec::new(), 0);
         let mut any = false;
-        for row in 0..n {
-            self.key_buf.clear();
-            key_encoder.encode(row, &mut self.key_buf);
-            self.row_buf.clear();
-            row_encoder.encode(row, &mut self.row_buf);
-            let hash = xxh3_128(&self.row_buf);
-            self.counts.read += 1;
-            let (slot, is_change) = match self.previous.lookup(&self.key_buf) {
-                Some((slot, old)) => {
-                    if !self.previous.mark_seen(slot) {
-                        return Err(EngineError::DuplicateKey {
-                            key: render_key(&self.plan.key_fields, &key_columns, row),
-                        });
-                    }
-                    if old == hash {
-                        self.counts.unchanged += 1;
-                    } else {
-                        self.counts.changed += 1;
-                    }
-                    (Some(slot), old != hash)
-                }
-                None => {
-                    if !self.new_keys.insert(xxh3_128(&self.key_buf)) {
-                        return Err(EngineError::DuplicateKey {
-                            key: render_key(&self.plan.key_fields, &key_columns, row),
-                        });
-                    }
-                    self.counts.added += 1;
-                    (None, true)
-                }
-            };
-            let wanted = match self.spec.mode {
-                SyncMode::Insert => slot.is_none(),
-                _ => is_change || self.full_resync,
+        let batch = self.classifier.classify(batch, |previous, counts, row| {
+            let wanted = match mode {
+                SyncMode::Insert => row.slot.is_none(),
+                _ => row.changed || full_resync,
             };
             if wanted {
-                pending.push(&self.key_buf, hash, slot);
+                pending.push(row.key, row.hash, row.slot);
                 any = true;
-            } else if let Some(slot) = slot {
-                if is_change {
+            } else if let Some(slot) = row.slot {
+                if row.changed {
                     // A changed row in insert mode: the destination keeps the old values.
-                    self.counts.skipped += 1;
+                    counts.skipped += 1;
                 }
-                self.previous.keep(slot);
+                previous.keep(slot);
             }
             send.push(wanted);
-        }
-        if !any {
-            return Ok(None);
-        }
+        })?;
+        let batch = match batch {
+            Some(batch) if any => batch,
+            _ => return Ok(None),
+        };
         let mask = BooleanArray::from(send);
         let to_send = filter_record_batch(&batch, &mask)?;
         pending.key_columns = self
+            .classifier
             .plan
             .key_indices
             .iter()
@@ -527,42 +397,20 @@ impl Differ<'_> {
         Ok(Some(Work::Write { id, batch: to_send }))
     }
 
-    /// Fails the run before any delete when the result looks like an upstream accident.
-    fn check_guards(&mut self, snapshot_rows: u64) -> Result<(), EngineError> {
-        if self.counts.read == 0 && snapshot_rows > 0 && !self.spec.options.allow_empty_source {
-            return Err(EngineError::EmptySource { snapshot_rows });
-        }
-        let removed = self.previous.unseen_count() as u64;
-        self.counts.removed = removed;
-        if self.spec.mode == SyncMode::Mirror
-            && removed > 0
-            && removed as f64 > self.spec.options.max_delete_fraction * snapshot_rows as f64
-            && !(self.counts.read == 0 && self.spec.options.allow_empty_source)
-        {
-            return Err(EngineError::TooManyDeletes {
-                removed,
-                snapshot_rows,
-                max_delete_fraction: self.spec.options.max_delete_fraction,
-            });
-        }
-        Ok(())
-    }
-
     /// Builds delete batches for the snapshot keys that left the query result.
     fn removals(&mut self, batch_size: usize) -> Result<Vec<Work>, EngineError> {
-        let slots: Vec<usize> = self.previous.unseen().collect();
-        let schema = Arc::new(Schema::new(self.plan.key_fields.clone()));
+        let previous = &self.classifier.previous;
+        let key_fields = &self.classifier.plan.key_fields;
+        let slots: Vec<usize> = previous.unseen().collect();
+        let schema = Arc::new(Schema::new(key_fields.clone()));
         let mut work = Vec::with_capacity(slots.len().div_ceil(batch_size));
         for chunk in slots.chunks(batch_size) {
-            let columns = decode_keys(
-                &self.plan.key_fields,
-                chunk.iter().map(|&s| self.previous.key(s)),
-            )?;
+            let columns = decode_keys(key_fields, chunk.iter().map(|&s| previous.key(s)))?;
             let keys = RecordBatch::try_new(schema.clone(), columns.clone())
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
             let mut pending = Pending::new(RejectedOperation::Delete, columns, chunk.len());
             for &slot in chunk {
-                pending.push(&[], self.previous.hash(slot), Some(slot));
+                pending.push(&[], previous.hash(slot), Some(slot));
             }
             let id = self.next_id;
             self.next_id += 1;
@@ -600,9 +448,13 @@ impl Differ<'_> {
                 )));
             }
             status[failure.row] = Status::Failed;
-            if self.rejected.len() < self.spec.options.max_rejected_rows {
+            if self.rejected.len() < self.classifier.spec.options.max_rejected_rows {
                 self.rejected.push(RejectedRow {
-                    key: render_key(&self.plan.key_fields, &pending.key_columns, failure.row),
+                    key: render_key(
+                        &self.classifier.plan.key_fields,
+                        &pending.key_columns,
+                        failure.row,
+                    ),
                     column: failure.column.clone(),
                     message: failure.message.clone(),
                     operation: pending.operation,
@@ -613,30 +465,35 @@ impl Differ<'_> {
             let slot = pending.old_slots[row];
             match (pending.operation, status, slot) {
                 (RejectedOperation::Write, Status::Applied, Some(slot)) => {
-                    self.counts.written += 1;
-                    self.previous.keep_rewritten(slot, pending.new_hashes[row]);
+                    self.classifier.counts.written += 1;
+                    self.classifier
+                        .previous
+                        .keep_rewritten(slot, pending.new_hashes[row]);
                 }
                 (RejectedOperation::Write, Status::Applied, None) => {
-                    self.counts.written += 1;
+                    self.classifier.counts.written += 1;
                     self.added.push(pending.key(row), pending.new_hashes[row])?;
                 }
-                (RejectedOperation::Delete, Status::Applied, _) => self.counts.deleted += 1,
+                (RejectedOperation::Delete, Status::Applied, _) => {
+                    self.classifier.counts.deleted += 1
+                }
                 (_, Status::Failed, slot) => {
                     // The destination still holds what it held: keep the previous entry.
-                    self.counts.failed += 1;
+                    self.classifier.counts.failed += 1;
                     if let Some(slot) = slot {
-                        self.previous.keep(slot);
+                        self.classifier.previous.keep(slot);
                     }
                 }
-                (_, Status::Skipped, _) => self.counts.skipped += 1,
+                (_, Status::Skipped, _) => self.classifier.counts.skipped += 1,
             }
         }
         Ok(())
     }
 
     fn note_heap(&mut self) {
-        let heap =
-            self.previous.heap_bytes() + self.added.heap_bytes() + self.new_keys.capacity() * 17;
+        let heap = self.classifier.previous.heap_bytes()
+            + self.added.heap_bytes()
+            + self.classifier.new_keys.capacity() * 17;
         self.peak_heap = self.peak_heap.max(heap);
     }
 }

@@ -1,0 +1,515 @@
+//! A real cluster under load and faults: `backflow control-plane` processes on a PostgreSQL
+//! store, `backflow worker` processes, PG→PG syncs; workers and control planes killed mid-run.
+//!
+//! Every destination is compared row by row with its source, and every run's counts and
+//! attempts are checked: a retried run must converge, and nothing may be leased twice.
+
+// Progress notes (timings) go to the test's captured stderr.
+#![allow(clippy::print_stderr)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context as _, Result};
+use backflow_proto::v1;
+use common::*;
+use tonic::Code;
+
+/// Rows of source table `i` of the many-syncs tests: 200 to 445, all different.
+fn rows_of(i: usize) -> i64 {
+    200 + (i as i64 * 5)
+}
+
+/// Creates `count` source tables `src.t00…`, and syncs `s00…` into `dst.t00…`.
+async fn many_syncs(api: &Api, data: &sqlx::PgPool, count: usize) -> Result<()> {
+    for i in 0..count {
+        let table = format!("src.t{i:02}");
+        create_source_table(data, &table, rows_of(i), i as i64).await?;
+        api.create_sync(
+            &format!("s{i:02}"),
+            pg_sync(&plain_query(&table), &format!("dst.t{i:02}"), None),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Fails unless run `i` is a single-attempt success of sync `s{i}` that copied its table.
+async fn check_many(runs: &[v1::Run], data: &sqlx::PgPool, single_attempt: bool) -> Result<()> {
+    ensure_succeeded(runs)?;
+    for (i, run) in runs.iter().enumerate() {
+        ensure!(
+            run.sync == format!("syncs/s{i:02}"),
+            "run {} belongs to {}, not syncs/s{i:02}",
+            run.name,
+            run.sync
+        );
+        if single_attempt {
+            ensure!(
+                run.attempt == 1,
+                "run {} needed {} attempts; it was leased more than once: {}",
+                run.name,
+                run.attempt,
+                describe_run(run)
+            );
+        }
+        ensure_first_run_counts(run, rows_of(i) as u64)?;
+        ensure_same_rows(data, &format!("src.t{i:02}"), &format!("dst.t{i:02}")).await?;
+    }
+    let mut names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    ensure!(names.len() == runs.len(), "two syncs share a run");
+    Ok(())
+}
+
+/// Triggers every sync `s00…` at once and returns the run names in sync order.
+async fn trigger_all(apis: &[&Api], count: usize) -> Result<Vec<String>> {
+    futures::future::try_join_all((0..count).map(|i| {
+        let api = apis[i % apis.len()].clone();
+        async move { api.trigger_new(&format!("s{i:02}")).await }
+    }))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_syncs_three_workers() -> Result<()> {
+    let env = TestEnv::new("fifty_syncs_three_workers").await?;
+    let result = within(TEST_LIMIT, fifty_syncs_three_workers_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn fifty_syncs_three_workers_body(env: &TestEnv) -> Result<()> {
+    const SYNCS: usize = 50;
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _cp = start_control_plane(env, "cp", port, &store, &[], &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    many_syncs(&api, &data, SYNCS).await?;
+    let mut workers = Vec::new();
+    for i in 0..3 {
+        workers.push(start_worker(env, &format!("worker-{i}"), &addr, 2, &[])?);
+    }
+
+    let started = Instant::now();
+    let names = trigger_all(&[&api], SYNCS).await?;
+    let runs = wait_final(&api, &names, Duration::from_secs(90)).await?;
+    eprintln!(
+        "[fifty_syncs_three_workers] {SYNCS} runs final in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    check_many(&runs, &data, true).await?;
+    for worker in &mut workers {
+        worker.ensure_running()?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_lease_expires_and_another_finishes() -> Result<()> {
+    let env = TestEnv::new("killed_worker_lease_expires").await?;
+    let result = within(TEST_LIMIT, killed_worker_body(&env)).await;
+    env.finish(result).await
+}
+
+/// Rows of the slow source: 30 sleeps of 0.2 s, so one attempt takes about 6 s.
+const SLOW_ROWS: i64 = 6000;
+
+async fn killed_worker_body(env: &TestEnv) -> Result<()> {
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    // Heartbeat every second: a lease lives 3 × 1 + 2 = 5 s without one.
+    let _cp = start_control_plane(
+        env,
+        "cp",
+        port,
+        &store,
+        &["--heartbeat-interval-secs", "1"],
+        &[],
+    )
+    .await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.big", SLOW_ROWS, 1).await?;
+    create_source_table(&data, "src.small", 300, 2).await?;
+    api.create_sync(
+        "big",
+        pg_sync(&slow_query("src.big", 200, 0.2), "dst.big", Some(500)),
+    )
+    .await?;
+    api.create_sync(
+        "small",
+        pg_sync(&plain_query("src.small"), "dst.small", None),
+    )
+    .await?;
+
+    // Worker A takes the slow run and is killed in the middle of it.
+    let mut worker_a = start_worker(env, "worker-a", &addr, 1, &[])?;
+    let big = api.trigger_new("big").await?;
+    let running = eventually(Duration::from_secs(30), "the big run to read rows", || {
+        let api = api.clone();
+        let big = big.clone();
+        async move {
+            let run = api.get_run(&big).await?;
+            ensure!(
+                !is_final(&run),
+                "the big run ended early: {}",
+                describe_run(&run)
+            );
+            let read = run.counts.unwrap_or_default().read;
+            Ok((run.state() == v1::RunState::Running && read > 0).then_some(run))
+        }
+    })
+    .await?;
+    ensure!(
+        running.attempt == 1 && running.counts.unwrap_or_default().read < SLOW_ROWS as u64,
+        "the big run is not mid-way through its first attempt: {}",
+        describe_run(&running)
+    );
+    worker_a.kill9().await?;
+    let killed = Instant::now();
+
+    // A ghost worker leases the small run and then goes silent.
+    let small = api.trigger_new("small").await?;
+    let lease = api
+        .workers
+        .clone()
+        .poll_work(v1::PollWorkRequest {
+            worker_id: "ghost".into(),
+            wait: Some(prost_types::Duration {
+                seconds: 5,
+                nanos: 0,
+            }),
+        })
+        .await
+        .context("PollWork as the ghost")?
+        .into_inner()
+        .lease
+        .context("the ghost's PollWork returned no lease though the small run was queued")?;
+    let ghost = lease
+        .r#ref
+        .clone()
+        .context("the ghost's lease has no ref")?;
+    ensure!(
+        ghost.run == small && ghost.attempt == 1 && !ghost.lease_id.is_empty(),
+        "the ghost leased {ghost:?}, expected attempt 1 of {small}"
+    );
+    // The killed worker's lease is still live for a moment: the big run is not handed out.
+    let still = api.get_run(&big).await?;
+    if killed.elapsed() < Duration::from_secs(3) {
+        ensure!(
+            still.state() == v1::RunState::Running && still.attempt == 1,
+            "the big run changed before its lease could expire: {}",
+            describe_run(&still)
+        );
+    }
+
+    // Worker B finishes both once their leases expire.
+    let _worker_b = start_worker(env, "worker-b", &addr, 2, &[])?;
+    let runs = wait_final(&api, &[big.clone(), small.clone()], Duration::from_secs(60)).await?;
+    ensure_succeeded(&runs)?;
+    let (big_run, small_run) = (&runs[0], &runs[1]);
+    ensure!(
+        big_run.attempt == 2,
+        "the big run should have succeeded on attempt 2: {}",
+        describe_run(big_run)
+    );
+    ensure!(
+        small_run.attempt == 2,
+        "the small run should have succeeded on attempt 2: {}",
+        describe_run(small_run)
+    );
+    // The retry started from scratch (no snapshot was committed) and re-sent every row.
+    ensure_first_run_counts(big_run, SLOW_ROWS as u64)?;
+    ensure_first_run_counts(small_run, 300)?;
+    ensure_same_rows(&data, "src.big", "dst.big").await?;
+    ensure_same_rows(&data, "src.small", "dst.small").await?;
+
+    // Fencing: the ghost's reports on its expired, re-granted lease are refused.
+    let mut workers = api.workers.clone();
+    let bogus = v1::RunCounts {
+        read: 999_999,
+        added: 999_999,
+        written: 999_999,
+        ..Default::default()
+    };
+    let complete = workers
+        .complete_run(v1::CompleteRunRequest {
+            lease: Some(ghost.clone()),
+            counts: Some(bogus),
+            timings: None,
+            snapshot: Some(v1::SnapshotPointer {
+                path: "ghost/never.snapshot".into(),
+                rows: 999_999,
+            }),
+            rejected_rows: Vec::new(),
+        })
+        .await;
+    match complete {
+        Err(status) if status.code() == Code::FailedPrecondition => {}
+        other => anyhow::bail!("the ghost's CompleteRun should be FAILED_PRECONDITION: {other:?}"),
+    }
+    let progress = workers
+        .report_progress(v1::ReportProgressRequest {
+            lease: Some(ghost.clone()),
+            counts: Some(bogus),
+        })
+        .await;
+    ensure!(
+        matches!(&progress, Err(s) if s.code() == Code::FailedPrecondition),
+        "the ghost's ReportProgress should be FAILED_PRECONDITION: {progress:?}"
+    );
+    let fail = workers
+        .fail_run(v1::FailRunRequest {
+            lease: Some(ghost.clone()),
+            error: Some(v1::RunError {
+                code: "ghost".into(),
+                message: "a stale worker".into(),
+                retryable: false,
+            }),
+            counts: Some(bogus),
+        })
+        .await;
+    ensure!(
+        matches!(&fail, Err(s) if s.code() == Code::FailedPrecondition),
+        "the ghost's FailRun should be FAILED_PRECONDITION: {fail:?}"
+    );
+    let heartbeat = workers
+        .heartbeat(v1::HeartbeatRequest {
+            worker_id: "ghost".into(),
+            leases: vec![ghost.clone()],
+        })
+        .await
+        .context("Heartbeat as the ghost")?
+        .into_inner();
+    ensure!(
+        heartbeat.leases.len() == 1 && !heartbeat.leases[0].valid,
+        "the ghost's heartbeat should say its lease is invalid: {heartbeat:?}"
+    );
+    let after = api.get_run(&small).await?;
+    ensure!(
+        after.state() == v1::RunState::Succeeded
+            && after.attempt == 2
+            && after.counts == small_run.counts
+            && after.error.is_none(),
+        "the ghost's reports changed the committed run: before {}, after {}",
+        describe_run(small_run),
+        describe_run(&after)
+    );
+    ensure_same_rows(&data, "src.small", "dst.small").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_restart_loses_nothing() -> Result<()> {
+    let env = TestEnv::new("control_plane_restart").await?;
+    let result = within(TEST_LIMIT, control_plane_restart_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn control_plane_restart_body(env: &TestEnv) -> Result<()> {
+    const SYNCS: usize = 10;
+    const ROWS: i64 = 2000;
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let mut cp = start_control_plane(env, "cp", port, &store, &[], &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    for i in 0..SYNCS {
+        let table = format!("src.t{i:02}");
+        create_source_table(&data, &table, ROWS, i as i64).await?;
+        // 20 sleeps of 0.1 s: about 2 s a run.
+        api.create_sync(
+            &format!("s{i:02}"),
+            pg_sync(
+                &slow_query(&table, 100, 0.1),
+                &format!("dst.t{i:02}"),
+                Some(500),
+            ),
+        )
+        .await?;
+    }
+    let mut workers = vec![
+        start_worker(env, "worker-a", &addr, 2, &[])?,
+        start_worker(env, "worker-b", &addr, 2, &[])?,
+    ];
+    let names = trigger_all(&[&api], SYNCS).await?;
+
+    // Kill the control plane while runs are in flight.
+    eventually(Duration::from_secs(30), "two runs to be reading", || {
+        let api = api.clone();
+        let names = names.clone();
+        async move {
+            let mut reading = 0;
+            for name in &names {
+                let run = api.get_run(name).await?;
+                if run.state() == v1::RunState::Running && run.counts.unwrap_or_default().read > 0 {
+                    reading += 1;
+                }
+            }
+            Ok((reading >= 2).then_some(()))
+        }
+    })
+    .await?;
+    cp.kill9().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _cp2 = start_control_plane(env, "cp-restarted", port, &store, &[], &[]).await?;
+
+    let runs = wait_final(&api, &names, Duration::from_secs(80)).await?;
+    ensure_succeeded(&runs)?;
+    for (i, run) in runs.iter().enumerate() {
+        ensure_first_run_counts(run, ROWS as u64)?;
+        ensure_same_rows(&data, &format!("src.t{i:02}"), &format!("dst.t{i:02}")).await?;
+    }
+    let attempts: Vec<u32> = runs.iter().map(|r| r.attempt).collect();
+    eprintln!("[control_plane_restart] attempts per run: {attempts:?}");
+    for worker in &mut workers {
+        worker.ensure_running()?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_never_lease_twice() -> Result<()> {
+    let env = TestEnv::new("two_replicas").await?;
+    let result = within(TEST_LIMIT, two_replicas_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn two_replicas_body(env: &TestEnv) -> Result<()> {
+    const SYNCS: usize = 30;
+    let store = env.create_database("store").await?;
+    let (port1, port2) = (free_port()?, free_port()?);
+    let (addr1, addr2) = (format!("127.0.0.1:{port1}"), format!("127.0.0.1:{port2}"));
+    // Both start at once on the fresh store: they race to migrate it.
+    let (_cp1, _cp2) = tokio::try_join!(
+        start_control_plane(env, "cp-1", port1, &store, &[], &[]),
+        start_control_plane(env, "cp-2", port2, &store, &[], &[]),
+    )?;
+    let api1 = Api::new(&addr1, None)?;
+    let api2 = Api::new(&addr2, None)?;
+    let (_, data) = data_database(env, &api1).await?;
+    many_syncs(&api1, &data, SYNCS).await?;
+    // Definitions written through one replica are visible through the other.
+    let listed = api2
+        .syncs
+        .clone()
+        .list_syncs(v1::ListSyncsRequest {
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await?
+        .into_inner();
+    ensure!(
+        listed.syncs.len() == SYNCS,
+        "replica 2 lists {} syncs, expected {SYNCS}",
+        listed.syncs.len()
+    );
+    let mut workers = Vec::new();
+    for (i, addr) in [&addr1, &addr1, &addr2, &addr2].into_iter().enumerate() {
+        workers.push(start_worker(env, &format!("worker-{i}"), addr, 2, &[])?);
+    }
+    let names = trigger_all(&[&api1, &api2], SYNCS).await?;
+    let runs = wait_final(&api2, &names, Duration::from_secs(90)).await?;
+    check_many(&runs, &data, true).await?;
+    for worker in &mut workers {
+        worker.ensure_running()?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_sigterm_hands_back_or_finishes() -> Result<()> {
+    let env = TestEnv::new("worker_sigterm").await?;
+    let result = within(TEST_LIMIT, worker_sigterm_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn worker_sigterm_body(env: &TestEnv) -> Result<()> {
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    // Default heartbeat (5 s): the lease lives 17 s, so a run back in the queue within a few
+    // seconds was handed back, not left to expire.
+    let _cp = start_control_plane(
+        env,
+        "cp",
+        port,
+        &store,
+        &[],
+        &[("BACKFLOW__CONTROL_PLANE__RETRY_BACKOFF_SECS", "1")],
+    )
+    .await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.big", SLOW_ROWS, 3).await?;
+    api.create_sync(
+        "big",
+        pg_sync(&slow_query("src.big", 200, 0.2), "dst.big", Some(500)),
+    )
+    .await?;
+    let mut worker_a = start_worker(
+        env,
+        "worker-a",
+        &addr,
+        1,
+        &[("BACKFLOW__WORKER__SHUTDOWN_GRACE_SECS", "1")],
+    )?;
+    let big = api.trigger_new("big").await?;
+    eventually(Duration::from_secs(30), "the run to read rows", || {
+        let api = api.clone();
+        let big = big.clone();
+        async move {
+            let run = api.get_run(&big).await?;
+            ensure!(
+                !is_final(&run),
+                "the run ended early: {}",
+                describe_run(&run)
+            );
+            Ok(
+                (run.state() == v1::RunState::Running && run.counts.unwrap_or_default().read > 0)
+                    .then_some(()),
+            )
+        }
+    })
+    .await?;
+
+    let term = Instant::now();
+    worker_a.sigterm().await?;
+    let status = worker_a.wait_exit(Duration::from_secs(15)).await?;
+    let took = term.elapsed();
+    ensure!(
+        status.success(),
+        "worker A exited with {status} after SIGTERM"
+    );
+    let run = api.get_run(&big).await?;
+    ensure!(
+        run.state() == v1::RunState::Queued
+            && run.attempt == 1
+            && run
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == "worker_shutdown" && e.retryable),
+        "after SIGTERM ({:.1}s) the run should be queued again with a retryable \
+         `worker_shutdown` error: {}",
+        took.as_secs_f64(),
+        describe_run(&run)
+    );
+
+    let _worker_b = start_worker(env, "worker-b", &addr, 1, &[])?;
+    let runs = wait_final(&api, std::slice::from_ref(&big), Duration::from_secs(40)).await?;
+    ensure_succeeded(&runs)?;
+    ensure!(
+        runs[0].attempt == 2,
+        "the handed-back run should succeed on attempt 2: {}",
+        describe_run(&runs[0])
+    );
+    ensure_first_run_counts(&runs[0], SLOW_ROWS as u64)?;
+    ensure_same_rows(&data, "src.big", "dst.big").await?;
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! The server subcommands: `standalone`, `control-plane`, `worker` and `migrate`. Settings are
+//! layered defaults → `--config` file → `BACKFLOW__SECTION__KEY` environment variables →
+//! command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use backflow_connector_core::secret;
+use backflow_control_plane::api::{ControlPlane, ControlPlaneConfig};
+use backflow_control_plane::auth::AuthConfig;
+use backflow_control_plane::server::{serve, TlsFiles};
+use backflow_control_plane::store::Store;
+use backflow_worker::runner::{run_worker, WorkerConfig};
+use clap::Args;
+use figment::providers::{Env, Format, Serialized, Yaml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Settings of a control plane.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlPlaneSettings {
+    /// Address to listen on.
+    pub listen: String,
+    /// `sqlite:PATH` or `postgres://…` (secret references allowed).
+    pub store: String,
+    /// Snapshot directory (or `file://` URL) handed to workers.
+    pub snapshots: String,
+    /// Worker heartbeat interval in seconds; leases live 3 × this + 2 s.
+    pub heartbeat_interval_secs: u64,
+    /// First retry delay in seconds; doubles per attempt.
+    pub retry_backoff_secs: u64,
+    /// Tokens for the public API (secret references allowed); empty turns auth off.
+    pub api_tokens: Vec<String>,
+    /// Token for the worker API (secret reference allowed).
+    pub worker_token: Option<String>,
+    /// PEM certificate chain for TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ControlPlaneSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7070".into(),
+            store: "sqlite:.backflow/state.db".into(),
+            snapshots: ".backflow/snapshots".into(),
+            heartbeat_interval_secs: 5,
+            retry_backoff_secs: 10,
+            api_tokens: Vec::new(),
+            worker_token: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Settings of a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// The control plane's URL.
+    pub server: String,
+    /// Token for the worker API (secret reference allowed).
+    pub token: Option<String>,
+    /// Runs executed at once.
+    pub concurrency: usize,
+    /// Seconds a run may take to finish after SIGTERM before it is handed back.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            server: "http://127.0.0.1:7070".into(),
+            token: None,
+            concurrency: 2,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// All settings, by section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `control_plane:` section.
+    pub control_plane: ControlPlaneSettings,
+    /// `worker:` section.
+    pub worker: WorkerSettings,
+}
+
+/// `--config FILE`, shared by the server subcommands.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// YAML settings file (sections `control_plane:` and `worker:`).
+    #[arg(long, env = "BACKFLOW_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = &self.config {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Yaml::file(path));
+        }
+        figment
+            .merge(Env::prefixed("BACKFLOW__").split("__").lowercase(true))
+            .extract()
+            .context("invalid settings")
+    }
+}
+
+/// `backflow standalone`.
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Loopback address to listen on.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory for the SQLite state and the snapshots.
+    #[arg(long, default_value = ".backflow")]
+    data_dir: PathBuf,
+    /// Runs executed at once by the embedded worker.
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+/// `backflow control-plane`.
+#[derive(Debug, Args)]
+pub struct ControlPlaneArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: Option<String>,
+    /// `sqlite:PATH` or `postgres://…`.
+    #[arg(long)]
+    store: Option<String>,
+    /// Snapshot directory or `file://` URL, shared with the workers.
+    #[arg(long)]
+    snapshots: Option<String>,
+    /// Worker heartbeat interval in seconds.
+    #[arg(long)]
+    heartbeat_interval_secs: Option<u64>,
+}
+
+/// `backflow worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The control plane's URL.
+    #[arg(long)]
+    server: Option<String>,
+    /// Runs executed at once.
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+/// `backflow migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// `sqlite:PATH` or `postgres://…`.
+    #[arg(long)]
+    store: String,
+}
+
+fn resolve(field: &str, value: &str) -> anyhow::Result<String> {
+    Ok(secret::resolve(field, value)?.expose().to_owned())
+}
+
+/// A token that is cancelled by SIGTERM or Ctrl-C.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        info!("shutting down");
+        trigger.cancel();
+    });
+    token
+}
+
+fn control_plane_config(s: &ControlPlaneSettings) -> ControlPlaneConfig {
+    let mut config = ControlPlaneConfig::new(absolute(&s.snapshots));
+    config.heartbeat_interval = Duration::from_secs(s.heartbeat_interval_secs.max(1));
+    config.retry_backoff = Duration::from_secs(s.retry_backoff_secs);
+    config
+}
+
+/// Snapshot locations are handed to workers that may run in another directory.
+fn absolute(store: &str) -> String {
+    let path = Path::new(store.strip_prefix("file://").unwrap_or(store));
+    if path.is_absolute() {
+        return path.display().to_string();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(path).display().to_string())
+        .unwrap_or_else(|_| store.to_owned())
+}
+
+fn auth_config(s: &ControlPlaneSettings) -> anyhow::Result<AuthConfig> {
+    let api_tokens = s
+        .api_tokens
+        .iter()
+        .map(|t| resolve("control_plane.api_tokens", t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(AuthConfig {
+        api_tokens: (!api_tokens.is_empty()).then_some(api_tokens),
+        worker_token: s
+            .worker_token
+            .as_deref()
+            .map(|t| resolve("control_plane.worker_token", t))
+            .transpose()?,
+    })
+}
+
+fn tls_files(s: &ControlPlaneSettings) -> anyhow::Result<Option<TlsFiles>> {
+    match (&s.tls_cert, &s.tls_key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert_pem: std::fs::read(cert)
+                .with_context(|| format!("cannot read {}", cert.display()))?,
+            key_pem: std::fs::read(key)
+                .with_context(|| format!("cannot read {}", key.display()))?,
+        })),
+        _ => bail!("tls_cert and tls_key must be set together"),
+    }
+}
+
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let url = resolve("store", url)?;
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        if let Some(parent) = Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+        }
+    }
+    Ok(Store::connect_and_migrate(&url)
+        .await
+        .context("cannot open the state store")?)
+}
+
+/// Runs the control plane (API server + scheduler) until `shutdown`.
+async fn run_control_plane(
+    settings: &ControlPlaneSettings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = open_store(&settings.store).await?;
+    let cp = ControlPlane::new(store.clone(), control_plane_config(settings));
+    let scheduler = tokio::spawn(backflow_control_plane::scheduler::run_scheduler(
+        Arc::clone(&cp),
+        shutdown.clone().cancelled_owned(),
+    ));
+    info!(listen = %listener.local_addr()?, "control plane listening");
+    serve(
+        cp,
+        listener,
+        auth_config(settings)?,
+        tls_files(settings)?,
+        shutdown.cancelled_owned(),
+    )
+    .await?;
+    scheduler.await?;
+    store.close().await;
+    Ok(())
+}
+
+fn worker_config(s: &WorkerSettings) -> anyhow::Result<WorkerConfig> {
+    let mut config = WorkerConfig::new(s.server.clone());
+    config.token = s
+        .token
+        .as_deref()
+        .map(|t| resolve("worker.token", t))
+        .transpose()?;
+    config.concurrency = s.concurrency.max(1);
+    config.shutdown_grace = Duration::from_secs(s.shutdown_grace_secs);
+    Ok(config)
+}
+
+/// `backflow standalone`: control plane and worker in one process, SQLite state and local
+/// snapshots under the data directory, listening on loopback only.
+pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+    let mut settings = args.config.load()?;
+    if let Some(listen) = args.listen {
+        settings.control_plane.listen = listen.to_string();
+    }
+    let listen: SocketAddr = settings
+        .control_plane
+        .listen
+        .parse()
+        .with_context(|| format!("`{}` is not an address", settings.control_plane.listen))?;
+    if !listen.ip().is_loopback() {
+        bail!("standalone listens on loopback only (127.0.0.1 or ::1), not {listen}; run `backflow control-plane` to serve a network");
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    settings.control_plane.store = format!("sqlite:{}", args.data_dir.join("state.db").display());
+    settings.control_plane.snapshots = args.data_dir.join("snapshots").display().to_string();
+    if let Some(workers) = args.workers {
+        settings.worker.concurrency = workers;
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    settings.worker.server = format!("http://{bound}");
+    if settings.worker.token.is_none() {
+        settings
+            .worker
+            .token
+            .clone_from(&settings.control_plane.worker_token);
+    }
+    println!(
+        "backflow standalone listening on http://{bound} (data in {}, {} concurrent runs)",
+        args.data_dir.display(),
+        settings.worker.concurrency
+    );
+    let shutdown = shutdown_signal();
+    let worker = tokio::spawn(run_worker(
+        worker_config(&settings.worker)?,
+        shutdown.clone().cancelled_owned(),
+    ));
+    run_control_plane(&settings.control_plane, listener, shutdown).await?;
+    worker.await??;
+    Ok(())
+}
+
+/// `backflow control-plane`.
+pub async fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
+    let mut settings = args.config.load()?.control_plane;
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    if let Some(store) = args.store {
+        settings.store = store;
+    }
+    if let Some(snapshots) = args.snapshots {
+        settings.snapshots = snapshots;
+    }
+    if let Some(secs) = args.heartbeat_interval_secs {
+        settings.heartbeat_interval_secs = secs;
+    }
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    println!(
+        "backflow control plane listening on {}",
+        listener.local_addr()?
+    );
+    run_control_plane(&settings, listener, shutdown_signal()).await
+}
+
+/// `backflow worker`.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let mut settings = args.config.load()?.worker;
+    if let Some(server) = args.server {
+        settings.server = server;
+    }
+    if let Some(concurrency) = args.concurrency {
+        settings.concurrency = concurrency;
+    }
+    let config = worker_config(&settings)?;
+    info!(server = %settings.server, concurrency = config.concurrency, "worker starting");
+    run_worker(config, shutdown_signal().cancelled_owned()).await?;
+    Ok(())
+}
+
+/// `backflow migrate`.
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store).await?;
+    store.close().await;
+    println!("store migrated");
+    Ok(())
+}

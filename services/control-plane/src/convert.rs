@@ -1,0 +1,737 @@
+//! Wire (`backflow.v1`) ↔ record conversions, and the validation of what clients send, which
+//! collects every wrong field so a client fixes its definition in one round trip.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use backflow_proto::json::{struct_from_json, struct_to_json};
+use backflow_proto::v1;
+use backflow_worker::engine::{
+    Mapping, RejectedOperation, RejectedRow, RunCounts, StageTimings, SyncMode, SyncOptions,
+};
+
+use crate::error::{ApiError, FieldViolation};
+use crate::model::{
+    ConnectionRecord, Millis, RunError, RunRecord, RunState, RunTrigger, Schedule, SnapshotPointer,
+    SyncDefinition, SyncRecord, DEFAULT_MAX_ATTEMPTS,
+};
+
+/// Resource collection prefixes.
+pub const CONNECTIONS: &str = "connections";
+/// Resource collection prefix of syncs.
+pub const SYNCS: &str = "syncs";
+/// Resource collection prefix of runs.
+pub const RUNS: &str = "runs";
+
+/// Whether `id` is a valid resource id: 1–63 letters, digits, `_` or `-`, starting with a
+/// letter or digit, so it is safe in URLs, file names and log lines.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The id of `collection/{id}`, also accepting a bare id.
+pub fn parse_name(collection: &str, field: &str, name: &str) -> Result<String, ApiError> {
+    let id = match name.split_once('/') {
+        Some((prefix, id)) if prefix == collection => id,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                field,
+                format!("`{name}` is not a `{collection}/{{id}}` resource name"),
+            ))
+        }
+        None => name,
+    };
+    if id.is_empty() {
+        return Err(ApiError::invalid(field, "is required"));
+    }
+    if collection != RUNS && !valid_id(id) {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{id}` is not a valid id (1–63 letters, digits, `_` or `-`)"),
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// `collection/{id}`.
+pub fn name(collection: &str, id: &str) -> String {
+    format!("{collection}/{id}")
+}
+
+/// Milliseconds → protobuf timestamp.
+pub fn timestamp(ms: Millis) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// Rust duration → protobuf duration.
+pub fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Protobuf duration → Rust duration; negative durations are `None`.
+pub fn from_duration(d: &prost_types::Duration) -> Option<Duration> {
+    let secs = u64::try_from(d.seconds).ok()?;
+    let nanos = u32::try_from(d.nanos).ok()?;
+    Some(Duration::new(secs, nanos))
+}
+
+// ---------------------------------------------------------------------------------------
+// Connections
+
+/// Validates a connection from a client: the type must be a connector of this build and the
+/// config must pass that connector's pure validation (no I/O, secrets stay references).
+pub fn connection_from_proto(
+    id: String,
+    c: &v1::Connection,
+    now: Millis,
+) -> Result<ConnectionRecord, ApiError> {
+    let config = c
+        .config
+        .as_ref()
+        .map(struct_to_json)
+        .unwrap_or_else(|| serde_json::json!({}));
+    let kind = c.r#type.trim().to_owned();
+    if kind.is_empty() {
+        return Err(ApiError::invalid("connection.type", "is required"));
+    }
+    let as_source = backflow_connectors::source_types().contains(&kind.as_str());
+    let as_destination = backflow_connectors::destination_types().contains(&kind.as_str());
+    if !as_source && !as_destination {
+        let mut known: Vec<_> = backflow_connectors::source_types();
+        known.extend(backflow_connectors::destination_types());
+        known.sort_unstable();
+        known.dedup();
+        return Err(ApiError::invalid(
+            "connection.type",
+            format!(
+                "`{kind}` is not a connector type of this build (supported: {})",
+                known.join(", ")
+            ),
+        ));
+    }
+    let checked = if as_source {
+        backflow_connectors::source(&kind, &config).map(|_| ())
+    } else {
+        backflow_connectors::destination(&kind, &config).map(|_| ())
+    };
+    if let Err(e) = checked {
+        let field = match e.field() {
+            Some(f) if f == "type" => "connection.type".to_owned(),
+            Some(f) => format!("connection.config.{f}"),
+            None => "connection.config".to_owned(),
+        };
+        return Err(ApiError::invalid(field, e.message().to_owned()));
+    }
+    Ok(ConnectionRecord {
+        id,
+        kind,
+        config,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// A stored connection on the wire.
+pub fn connection_to_proto(c: &ConnectionRecord) -> v1::Connection {
+    v1::Connection {
+        name: name(CONNECTIONS, &c.id),
+        r#type: c.kind.clone(),
+        config: Some(struct_from_json(&c.config)),
+        create_time: Some(timestamp(c.created_at)),
+        update_time: Some(timestamp(c.updated_at)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Syncs
+
+fn mode_from_proto(mode: i32) -> Option<SyncMode> {
+    match v1::SyncMode::try_from(mode).ok()? {
+        v1::SyncMode::Upsert => Some(SyncMode::Upsert),
+        v1::SyncMode::Insert => Some(SyncMode::Insert),
+        v1::SyncMode::Update => Some(SyncMode::Update),
+        v1::SyncMode::Mirror => Some(SyncMode::Mirror),
+        v1::SyncMode::Unspecified => None,
+    }
+}
+
+fn mode_to_proto(mode: SyncMode) -> v1::SyncMode {
+    match mode {
+        SyncMode::Upsert => v1::SyncMode::Upsert,
+        SyncMode::Insert => v1::SyncMode::Insert,
+        SyncMode::Update => v1::SyncMode::Update,
+        SyncMode::Mirror => v1::SyncMode::Mirror,
+    }
+}
+
+/// Parses a cron expression the way the scheduler evaluates it (5 fields, or 6 with
+/// seconds; UTC).
+pub fn parse_cron(expression: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(expression)
+        .map_err(|e| e.to_string())
+}
+
+/// Validates a sync from a client, collecting every wrong field. Connection existence is
+/// checked by the caller, which has the store.
+pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDefinition, ApiError> {
+    let mut errors = Vec::new();
+    let mut bad = |field: &str, description: String| {
+        errors.push(FieldViolation::new(field, description));
+    };
+
+    let source = s.source.clone().unwrap_or_default();
+    let source_connection = parse_name(CONNECTIONS, "sync.source.connection", &source.connection)
+        .unwrap_or_else(|e| {
+            bad("sync.source.connection", field_message(&e));
+            String::new()
+        });
+    if source.query.trim().is_empty() {
+        bad("sync.source.query", "is required".into());
+    }
+
+    let destination = s.destination.clone().unwrap_or_default();
+    let destination_connection = parse_name(
+        CONNECTIONS,
+        "sync.destination.connection",
+        &destination.connection,
+    )
+    .unwrap_or_else(|e| {
+        bad("sync.destination.connection", field_message(&e));
+        String::new()
+    });
+    if destination.object.trim().is_empty() {
+        bad("sync.destination.object", "is required".into());
+    }
+    let mode = mode_from_proto(destination.mode);
+    if mode.is_none() {
+        bad(
+            "sync.destination.mode",
+            "must be one of SYNC_MODE_UPSERT, SYNC_MODE_INSERT, SYNC_MODE_UPDATE, SYNC_MODE_MIRROR"
+                .into(),
+        );
+    }
+
+    if s.primary_key.is_empty() {
+        bad("sync.primary_key", "must name at least one column".into());
+    }
+    let mut seen = HashSet::new();
+    for (i, column) in s.primary_key.iter().enumerate() {
+        if column.trim().is_empty() {
+            bad(&format!("sync.primary_key[{i}]"), "is empty".into());
+        } else if !seen.insert(column) {
+            bad(
+                &format!("sync.primary_key[{i}]"),
+                format!("`{column}` is listed twice"),
+            );
+        }
+    }
+
+    let mut froms = HashSet::new();
+    let mut tos = HashSet::new();
+    for (i, m) in s.mappings.iter().enumerate() {
+        if m.from.trim().is_empty() {
+            bad(&format!("sync.mappings[{i}].from"), "is required".into());
+        } else if !froms.insert(&m.from) {
+            bad(
+                &format!("sync.mappings[{i}].from"),
+                format!("`{}` is mapped twice", m.from),
+            );
+        }
+        if m.to.trim().is_empty() {
+            bad(&format!("sync.mappings[{i}].to"), "is required".into());
+        } else if !tos.insert(&m.to) {
+            bad(
+                &format!("sync.mappings[{i}].to"),
+                format!("`{}` is the target of two mappings", m.to),
+            );
+        }
+    }
+
+    let schedule = match s.schedule.as_ref().and_then(|s| s.kind.as_ref()) {
+        None => None,
+        Some(v1::schedule::Kind::Every(d)) => match from_duration(d) {
+            Some(d) if d >= Duration::from_secs(1) => Some(Schedule::Every {
+                seconds: d.as_secs(),
+            }),
+            _ => {
+                bad("sync.schedule.every", "must be at least one second".into());
+                None
+            }
+        },
+        Some(v1::schedule::Kind::Cron(expression)) => match parse_cron(expression) {
+            Ok(_) => Some(Schedule::Cron {
+                expression: expression.clone(),
+            }),
+            Err(e) => {
+                bad(
+                    "sync.schedule.cron",
+                    format!("`{expression}` is not a cron expression: {e}"),
+                );
+                None
+            }
+        },
+        Some(v1::schedule::Kind::AfterSync(other)) => {
+            match parse_name(SYNCS, "sync.schedule.after_sync", other) {
+                Ok(id) if id == self_id => {
+                    bad(
+                        "sync.schedule.after_sync",
+                        "a sync cannot run after itself".into(),
+                    );
+                    None
+                }
+                Ok(id) => Some(Schedule::AfterSync { sync: id }),
+                Err(e) => {
+                    bad("sync.schedule.after_sync", field_message(&e));
+                    None
+                }
+            }
+        }
+    };
+
+    let defaults = SyncOptions::default();
+    let o = s.options.clone().unwrap_or_default();
+    let max_delete_fraction = o
+        .max_delete_fraction
+        .unwrap_or(defaults.max_delete_fraction);
+    if !(0.0..=1.0).contains(&max_delete_fraction) {
+        bad(
+            "sync.options.max_delete_fraction",
+            format!("{max_delete_fraction} is not between 0 and 1"),
+        );
+    }
+    let batch_size = o.batch_size.map_or(defaults.batch_size, |b| b as usize);
+    if !(1..=1_000_000).contains(&batch_size) {
+        bad(
+            "sync.options.batch_size",
+            format!("{batch_size} is not between 1 and 1000000"),
+        );
+    }
+    let max_attempts = o.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    if !(1..=100).contains(&max_attempts) {
+        bad(
+            "sync.options.max_attempts",
+            format!("{max_attempts} is not between 1 and 100"),
+        );
+    }
+    let max_rejected_rows = o.max_rejected_rows.map_or(defaults.max_rejected_rows, |m| {
+        usize::try_from(m).unwrap_or(usize::MAX)
+    });
+
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidArgument(errors));
+    }
+    Ok(SyncDefinition {
+        source_connection,
+        query: source.query,
+        primary_key: s.primary_key.clone(),
+        destination_connection,
+        object: destination.object,
+        mode: mode.unwrap_or(SyncMode::Upsert),
+        create_table: destination.create_table,
+        mappings: s
+            .mappings
+            .iter()
+            .map(|m| Mapping {
+                from: m.from.clone(),
+                to: m.to.clone(),
+            })
+            .collect(),
+        schedule,
+        options: SyncOptions {
+            allow_empty_source: o.allow_empty_source.unwrap_or(defaults.allow_empty_source),
+            max_delete_fraction,
+            max_rejected_rows,
+            batch_size,
+        },
+        max_attempts,
+    })
+}
+
+fn field_message(e: &ApiError) -> String {
+    match e {
+        ApiError::InvalidArgument(v) => {
+            v.first().map(|v| v.description.clone()).unwrap_or_default()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The wire form of a definition (no resource name or server fields).
+pub fn sync_definition_to_proto(d: &SyncDefinition) -> v1::Sync {
+    v1::Sync {
+        source: Some(v1::SyncSource {
+            connection: name(CONNECTIONS, &d.source_connection),
+            query: d.query.clone(),
+        }),
+        primary_key: d.primary_key.clone(),
+        destination: Some(v1::SyncDestination {
+            connection: name(CONNECTIONS, &d.destination_connection),
+            object: d.object.clone(),
+            mode: mode_to_proto(d.mode).into(),
+            create_table: d.create_table,
+        }),
+        mappings: d
+            .mappings
+            .iter()
+            .map(|m| v1::Mapping {
+                from: m.from.clone(),
+                to: m.to.clone(),
+            })
+            .collect(),
+        schedule: d.schedule.as_ref().map(|s| v1::Schedule {
+            kind: Some(match s {
+                Schedule::Every { seconds } => {
+                    v1::schedule::Kind::Every(duration(Duration::from_secs(*seconds)))
+                }
+                Schedule::Cron { expression } => v1::schedule::Kind::Cron(expression.clone()),
+                Schedule::AfterSync { sync } => v1::schedule::Kind::AfterSync(name(SYNCS, sync)),
+            }),
+        }),
+        options: Some(v1::SyncOptions {
+            allow_empty_source: Some(d.options.allow_empty_source),
+            max_delete_fraction: Some(d.options.max_delete_fraction),
+            max_rejected_rows: Some(d.options.max_rejected_rows as u64),
+            batch_size: Some(u32::try_from(d.options.batch_size).unwrap_or(u32::MAX)),
+            max_attempts: Some(d.max_attempts),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A stored sync on the wire.
+pub fn sync_to_proto(s: &SyncRecord) -> v1::Sync {
+    v1::Sync {
+        name: name(SYNCS, &s.id),
+        paused: s.paused,
+        create_time: Some(timestamp(s.created_at)),
+        update_time: Some(timestamp(s.updated_at)),
+        last_run: s
+            .last_run_id
+            .as_ref()
+            .map(|r| name(RUNS, r))
+            .unwrap_or_default(),
+        ..sync_definition_to_proto(&s.definition)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Runs
+
+/// Counts on the wire.
+pub fn counts_to_proto(c: &RunCounts) -> v1::RunCounts {
+    v1::RunCounts {
+        read: c.read,
+        added: c.added,
+        changed: c.changed,
+        unchanged: c.unchanged,
+        removed: c.removed,
+        written: c.written,
+        deleted: c.deleted,
+        failed: c.failed,
+        skipped: c.skipped,
+    }
+}
+
+/// Counts from the wire.
+pub fn counts_from_proto(c: &v1::RunCounts) -> RunCounts {
+    RunCounts {
+        read: c.read,
+        added: c.added,
+        changed: c.changed,
+        unchanged: c.unchanged,
+        removed: c.removed,
+        written: c.written,
+        deleted: c.deleted,
+        failed: c.failed,
+        skipped: c.skipped,
+    }
+}
+
+/// Timings from the wire; missing or negative durations count as zero.
+pub fn timings_from_proto(t: &v1::RunTimings) -> StageTimings {
+    let d =
+        |d: &Option<prost_types::Duration>| d.as_ref().and_then(from_duration).unwrap_or_default();
+    StageTimings {
+        source_read: d(&t.source_read),
+        diff: d(&t.diff),
+        destination_write: d(&t.destination_write),
+        snapshot_write: d(&t.snapshot_write),
+        total: d(&t.total),
+    }
+}
+
+/// Timings on the wire.
+pub fn timings_to_proto(t: &StageTimings) -> v1::RunTimings {
+    v1::RunTimings {
+        source_read: Some(duration(t.source_read)),
+        diff: Some(duration(t.diff)),
+        destination_write: Some(duration(t.destination_write)),
+        snapshot_write: Some(duration(t.snapshot_write)),
+        total: Some(duration(t.total)),
+    }
+}
+
+/// A run state on the wire.
+pub fn state_to_proto(s: RunState) -> v1::RunState {
+    match s {
+        RunState::Queued => v1::RunState::Queued,
+        RunState::Running => v1::RunState::Running,
+        RunState::Succeeded => v1::RunState::Succeeded,
+        RunState::Failed => v1::RunState::Failed,
+        RunState::Cancelled => v1::RunState::Cancelled,
+    }
+}
+
+/// A run-state filter from the wire; unspecified means any.
+pub fn state_from_proto(s: i32) -> Result<Option<RunState>, ApiError> {
+    Ok(match v1::RunState::try_from(s) {
+        Ok(v1::RunState::Unspecified) => None,
+        Ok(v1::RunState::Queued) => Some(RunState::Queued),
+        Ok(v1::RunState::Running) => Some(RunState::Running),
+        Ok(v1::RunState::Succeeded) => Some(RunState::Succeeded),
+        Ok(v1::RunState::Failed) => Some(RunState::Failed),
+        Ok(v1::RunState::Cancelled) => Some(RunState::Cancelled),
+        Err(_) => return Err(ApiError::invalid("state", format!("{s} is not a RunState"))),
+    })
+}
+
+fn trigger_to_proto(t: RunTrigger) -> v1::RunTrigger {
+    match t {
+        RunTrigger::Manual => v1::RunTrigger::Manual,
+        RunTrigger::Schedule => v1::RunTrigger::Schedule,
+        RunTrigger::AfterSync => v1::RunTrigger::AfterSync,
+    }
+}
+
+/// The trace id inside a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.split('-');
+    let _version = parts.next()?;
+    let id = parts.next()?;
+    (id.len() == 32).then_some(id)
+}
+
+/// A run on the wire.
+pub fn run_to_proto(r: &RunRecord) -> v1::Run {
+    v1::Run {
+        name: name(RUNS, &r.id),
+        sync: name(SYNCS, &r.sync_id),
+        state: state_to_proto(r.state).into(),
+        trigger: trigger_to_proto(r.trigger).into(),
+        attempt: r.attempt,
+        max_attempts: r.max_attempts,
+        full_resync: r.full_resync,
+        counts: Some(counts_to_proto(&r.counts)),
+        timings: r.timings.as_ref().map(timings_to_proto),
+        error: r.error.as_ref().map(|e| v1::RunError {
+            code: e.code.clone(),
+            message: e.message.clone(),
+            retryable: e.retryable,
+        }),
+        cancel_requested: r.cancel_requested,
+        rejected_rows: r.rejected_count,
+        create_time: Some(timestamp(r.created_at)),
+        start_time: r.started_at.map(timestamp),
+        end_time: r.ended_at.map(timestamp),
+        not_before: Some(timestamp(r.not_before)),
+        trace_id: r
+            .traceparent
+            .as_deref()
+            .and_then(trace_id)
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// A run error from the wire; an empty code becomes `unknown`.
+pub fn run_error_from_proto(e: Option<&v1::RunError>) -> RunError {
+    let e = e.cloned().unwrap_or_default();
+    RunError {
+        code: if e.code.is_empty() {
+            "unknown".into()
+        } else {
+            e.code
+        },
+        message: e.message,
+        retryable: e.retryable,
+    }
+}
+
+/// A rejected row on the wire.
+pub fn rejected_to_proto(r: &RejectedRow) -> v1::RejectedRow {
+    v1::RejectedRow {
+        key: r.key.clone(),
+        column: r.column.clone().unwrap_or_default(),
+        message: r.message.clone(),
+        operation: match r.operation {
+            RejectedOperation::Write => "write",
+            RejectedOperation::Delete => "delete",
+        }
+        .into(),
+    }
+}
+
+/// A rejected row from the wire.
+pub fn rejected_from_proto(r: &v1::RejectedRow) -> RejectedRow {
+    RejectedRow {
+        key: r.key.clone(),
+        column: (!r.column.is_empty()).then(|| r.column.clone()),
+        message: r.message.clone(),
+        operation: if r.operation == "delete" {
+            RejectedOperation::Delete
+        } else {
+            RejectedOperation::Write
+        },
+    }
+}
+
+/// A snapshot pointer on the wire.
+pub fn snapshot_to_proto(s: &SnapshotPointer) -> v1::SnapshotPointer {
+    v1::SnapshotPointer {
+        path: s.path.clone(),
+        rows: s.rows,
+    }
+}
+
+/// A page size from the wire: default 100, at most 1000.
+pub fn page_size(requested: i32) -> Result<u32, ApiError> {
+    match requested {
+        0 => Ok(100),
+        n if n < 0 => Err(ApiError::invalid("page_size", "must not be negative")),
+        n => Ok(u32::try_from(n.min(1000)).unwrap_or(1000)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid_sync() -> v1::Sync {
+        v1::Sync {
+            source: Some(v1::SyncSource {
+                connection: "connections/warehouse".into(),
+                query: "SELECT id, score FROM scores".into(),
+            }),
+            primary_key: vec!["id".into()],
+            destination: Some(v1::SyncDestination {
+                connection: "app_db".into(),
+                object: "public.scores".into(),
+                mode: v1::SyncMode::Mirror.into(),
+                create_table: true,
+            }),
+            mappings: vec![v1::Mapping {
+                from: "score".into(),
+                to: "churn_score".into(),
+            }],
+            schedule: Some(v1::Schedule {
+                kind: Some(v1::schedule::Kind::Cron("*/5 * * * *".into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_sync_round_trips_with_defaults_filled_in() {
+        let d = sync_definition_from_proto("s", &valid_sync()).unwrap();
+        assert_eq!(d.source_connection, "warehouse");
+        assert_eq!(d.destination_connection, "app_db");
+        assert_eq!(d.mode, SyncMode::Mirror);
+        assert_eq!(d.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(d.options, SyncOptions::default());
+        let back = sync_definition_from_proto("s", &sync_definition_to_proto(&d)).unwrap();
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn every_wrong_field_is_reported_at_once() {
+        let mut s = valid_sync();
+        s.primary_key.clear();
+        s.source.as_mut().unwrap().query = " ".into();
+        s.destination.as_mut().unwrap().mode = 0;
+        s.schedule = Some(v1::Schedule {
+            kind: Some(v1::schedule::Kind::Cron("every tuesday".into())),
+        });
+        s.options = Some(v1::SyncOptions {
+            max_delete_fraction: Some(1.5),
+            ..Default::default()
+        });
+        let Err(ApiError::InvalidArgument(v)) = sync_definition_from_proto("s", &s) else {
+            panic!("expected invalid argument");
+        };
+        let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "sync.source.query",
+                "sync.destination.mode",
+                "sync.primary_key",
+                "sync.schedule.cron",
+                "sync.options.max_delete_fraction"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sync_cannot_follow_itself() {
+        let mut s = valid_sync();
+        s.schedule = Some(v1::Schedule {
+            kind: Some(v1::schedule::Kind::AfterSync("syncs/s".into())),
+        });
+        let Err(ApiError::InvalidArgument(v)) = sync_definition_from_proto("s", &s) else {
+            panic!("expected invalid argument");
+        };
+        assert_eq!(v[0].field, "sync.schedule.after_sync");
+    }
+
+    #[test]
+    fn names_accept_bare_ids_and_reject_other_collections() {
+        assert_eq!(parse_name(SYNCS, "name", "syncs/a_b-1").unwrap(), "a_b-1");
+        assert_eq!(parse_name(SYNCS, "name", "a").unwrap(), "a");
+        assert!(parse_name(SYNCS, "name", "runs/a").is_err());
+        assert!(parse_name(SYNCS, "name", "syncs/").is_err());
+        assert!(parse_name(SYNCS, "name", "bad id").is_err());
+    }
+
+    #[test]
+    fn cron_accepts_five_and_six_fields_and_finds_the_next_time_in_utc() {
+        use chrono::TimeZone;
+        let cron = parse_cron("0 * * * *").unwrap();
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 25, 10, 15, 0)
+            .unwrap();
+        let next = cron.find_next_occurrence(&at, false).unwrap();
+        assert_eq!(
+            next,
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 25, 11, 0, 0)
+                .unwrap()
+        );
+        let every_10s = parse_cron("*/10 * * * * *").unwrap();
+        let next = every_10s.find_next_occurrence(&at, false).unwrap();
+        assert_eq!(next, at + chrono::Duration::seconds(10));
+        assert!(parse_cron("61 * * * *").is_err());
+    }
+
+    #[test]
+    fn trace_id_is_read_from_a_traceparent() {
+        assert_eq!(
+            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(trace_id("garbage"), None);
+    }
+}

@@ -1,0 +1,262 @@
+//! Syncs: definitions, the paused flag, the committed snapshot pointer and the scheduler's next
+//! due time.
+
+use sqlx::{AnyConnection, Row};
+
+use super::rows::{fetch_sync, sync_from_row, to_i64, to_json, SYNC_COLUMNS};
+use super::{Dialect, Result, Store, StoreError};
+use crate::model::{Millis, Schedule, SyncDefinition, SyncRecord};
+
+const KIND: &str = "sync";
+
+/// Fails with `NotFound { kind: "connection" }` unless both connections of `definition`
+/// exist; on PostgreSQL the rows stay share-locked until commit so they cannot be deleted
+/// under the sync being written.
+async fn check_connections(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    definition: &SyncDefinition,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT id FROM connections WHERE id = $1{}",
+        dialect.for_share()
+    );
+    for id in [
+        &definition.source_connection,
+        &definition.destination_connection,
+    ] {
+        if sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::not_found("connection", id));
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Stores a new sync; its id must be free and both of its connections must exist.
+    pub async fn create_sync(&self, sync: &SyncRecord) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        check_connections(&mut tx, self.dialect, &sync.definition).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO syncs (id, definition, source_connection, destination_connection, \
+             paused, created_at, updated_at, last_run_id, snapshot_path, snapshot_rows) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&sync.id)
+        .bind(to_json(&sync.definition)?)
+        .bind(&sync.definition.source_connection)
+        .bind(&sync.definition.destination_connection)
+        .bind(sync.paused)
+        .bind(sync.created_at)
+        .bind(sync.updated_at)
+        .bind(&sync.last_run_id)
+        .bind(sync.snapshot.as_ref().map(|s| s.path.clone()))
+        .bind(sync.snapshot.as_ref().map(|s| to_i64(s.rows)))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists {
+                kind: KIND,
+                id: sync.id.clone(),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One sync.
+    pub async fn get_sync(&self, id: &str) -> Result<SyncRecord> {
+        let mut conn = self.pool.acquire().await?;
+        fetch_sync(&mut conn, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(KIND, id))
+    }
+
+    /// A page of syncs ordered by id, starting after `after` (the last id of the previous
+    /// page).
+    pub async fn list_syncs(&self, after: Option<&str>, limit: u32) -> Result<Vec<SyncRecord>> {
+        let rows = match after {
+            Some(after) => {
+                let sql =
+                    format!("SELECT {SYNC_COLUMNS} FROM syncs WHERE id > $1 ORDER BY id LIMIT $2");
+                sqlx::query(&sql)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!("SELECT {SYNC_COLUMNS} FROM syncs ORDER BY id LIMIT $1");
+                sqlx::query(&sql)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(sync_from_row).collect()
+    }
+
+    /// Replaces a sync's definition. The paused flag, the snapshot pointer, the last run and
+    /// the next schedule are kept (the scheduler re-plans from the new schedule itself).
+    pub async fn update_sync(
+        &self,
+        id: &str,
+        definition: &SyncDefinition,
+        now: Millis,
+    ) -> Result<SyncRecord> {
+        let mut tx = self.begin_write().await?;
+        check_connections(&mut tx, self.dialect, definition).await?;
+        let updated = sqlx::query(
+            "UPDATE syncs SET definition = $1, source_connection = $2, \
+             destination_connection = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(to_json(definition)?)
+        .bind(&definition.source_connection)
+        .bind(&definition.destination_connection)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::not_found(KIND, id));
+        }
+        let stored = fetch_sync(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(KIND, id))?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Pauses or resumes a sync: a paused sync is not scheduled and refuses triggers. Runs
+    /// already queued or running are left alone.
+    pub async fn set_paused(&self, id: &str, paused: bool, now: Millis) -> Result<SyncRecord> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query("UPDATE syncs SET paused = $1, updated_at = $2 WHERE id = $3")
+            .bind(paused)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::not_found(KIND, id));
+        }
+        let stored = fetch_sync(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(KIND, id))?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Deletes a sync with its runs and their rejected rows; refused while a run is queued or
+    /// running (cancel it first), so no worker is left executing a sync that no longer exists.
+    pub async fn delete_sync(&self, id: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        // The row lock waits for an enqueue in flight (it holds the row FOR KEY SHARE through
+        // its foreign key), so the active-run check below sees the run it inserts.
+        let sql = format!(
+            "SELECT id FROM syncs WHERE id = $1{}",
+            self.dialect.for_update()
+        );
+        if sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::not_found(KIND, id));
+        }
+        let active = sqlx::query(
+            "SELECT id, state FROM runs WHERE sync_id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(run) = active {
+            let run_id: String = run.try_get("id")?;
+            let state: String = run.try_get("state")?;
+            return Err(StoreError::FailedPrecondition(format!(
+                "sync `{id}` has a {state} run `{run_id}`; cancel it or wait for it to finish"
+            )));
+        }
+        sqlx::query("DELETE FROM syncs WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records when the scheduler should next enqueue this sync (`None`: never by itself).
+    pub async fn set_next_schedule(&self, id: &str, next: Option<Millis>) -> Result<()> {
+        let updated = sqlx::query("UPDATE syncs SET next_schedule_at = $1 WHERE id = $2")
+            .bind(next)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::not_found(KIND, id));
+        }
+        Ok(())
+    }
+
+    /// When the scheduler will next enqueue this sync, as last set with
+    /// [`Store::set_next_schedule`]; lets the scheduler tell a sync it has never planned from
+    /// one that is simply not due.
+    pub async fn get_next_schedule(&self, id: &str) -> Result<Option<Millis>> {
+        let row = sqlx::query("SELECT next_schedule_at FROM syncs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found(KIND, id))?;
+        Ok(row.try_get("next_schedule_at")?)
+    }
+
+    /// Syncs the scheduler must enqueue now: not paused, with a next schedule at or before
+    /// `now`, earliest first.
+    pub async fn due_schedules(&self, now: Millis) -> Result<Vec<SyncRecord>> {
+        let sql = format!(
+            "SELECT {SYNC_COLUMNS} FROM syncs WHERE paused = $1 AND next_schedule_at IS NOT NULL \
+             AND next_schedule_at <= $2 ORDER BY next_schedule_at, id"
+        );
+        sqlx::query(&sql)
+            .bind(false)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(sync_from_row)
+            .collect()
+    }
+
+    /// Non-paused syncs scheduled to run after each success of `sync_id`, ordered by id.
+    pub async fn syncs_after(&self, sync_id: &str) -> Result<Vec<SyncRecord>> {
+        // The LIKE only narrows the scan; the definition is checked exactly below.
+        let sql = format!(
+            "SELECT {SYNC_COLUMNS} FROM syncs WHERE paused = $1 AND definition LIKE $2 \
+             ORDER BY id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(false)
+            .bind("%after_sync%")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let sync = sync_from_row(row)?;
+            if matches!(&sync.definition.schedule, Some(Schedule::AfterSync { sync }) if sync == sync_id)
+            {
+                out.push(sync);
+            }
+        }
+        Ok(out)
+    }
+}
