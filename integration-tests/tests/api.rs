@@ -484,7 +484,7 @@ async fn cli_apply_trigger_wait_and_list_runs() -> Result<()> {
 async fn cli_flow_body(env: &TestEnv) -> Result<()> {
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
-    let _standalone = start_standalone(env, "standalone", port, 2, &[]).await?;
+    let mut standalone = start_standalone(env, "standalone", port, 2, &[]).await?;
     let data_url = env.create_database("data").await?;
     let data = connect_pg(&data_url, 2).await?;
     sqlx::query("CREATE SCHEMA src").execute(&data).await?;
@@ -565,5 +565,188 @@ async fn cli_flow_body(env: &TestEnv) -> Result<()> {
         failing.code != 0,
         "trigger --wait of a sync whose source table is gone exited 0: {failing:?}"
     );
+
+    // An idle standalone stops cleanly and promptly on SIGTERM.
+    standalone.sigterm().await?;
+    let status = standalone
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .context("standalone did not exit within 10 s of SIGTERM")?;
+    ensure!(
+        status.success(),
+        "standalone exited with {status} after SIGTERM"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_retry_until_max_attempts() -> Result<()> {
+    let env = TestEnv::new("retries").await?;
+    let result = within(TEST_LIMIT, retries_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn retries_body(env: &TestEnv) -> Result<()> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _standalone = start_standalone(
+        env,
+        "standalone",
+        port,
+        2,
+        &[("BACKFLOW__CONTROL_PLANE__RETRY_BACKOFF_SECS", "1")],
+    )
+    .await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.t", 200, 12).await?;
+    // A destination nobody listens on: a connectivity error, which may pass on a retry.
+    let closed = free_port()?;
+    api.create_connection(
+        "down",
+        "postgres",
+        serde_json::json!({
+            "url": format!("postgres://backflow:backflow@127.0.0.1:{closed}/nothing"),
+            "connect_timeout_secs": 1,
+        }),
+    )
+    .await?;
+    let mut unreachable = pg_sync(&plain_query("src.t"), "dst.t", None);
+    unreachable
+        .destination
+        .as_mut()
+        .context("no destination")?
+        .connection = "connections/down".into();
+    unreachable
+        .options
+        .as_mut()
+        .context("no options")?
+        .max_attempts = Some(2);
+    api.create_sync("unreachable", unreachable).await?;
+    // A source query that can never work: not retried.
+    api.create_sync(
+        "missing",
+        pg_sync(&plain_query("src.does_not_exist"), "dst.missing", None),
+    )
+    .await?;
+
+    let retried = api.trigger_new("unreachable").await?;
+    let hopeless = api.trigger_new("missing").await?;
+    let runs = wait_final(&api, &[retried, hopeless], Duration::from_secs(40)).await?;
+    let (retried, hopeless) = (&runs[0], &runs[1]);
+    ensure!(
+        retried.state() == v1::RunState::Failed
+            && retried.attempt == 2
+            && retried.max_attempts == 2
+            && retried.error.as_ref().is_some_and(|e| e.retryable),
+        "an unreachable destination should fail after its 2 attempts with a retryable error: {}",
+        describe_run(retried)
+    );
+    ensure!(
+        hopeless.state() == v1::RunState::Failed
+            && hopeless.attempt == 1
+            && hopeless
+                .error
+                .as_ref()
+                .is_some_and(|e| !e.retryable && e.message.contains("does_not_exist")),
+        "a missing source table should fail at once, naming the table: {}",
+        describe_run(hopeless)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sync_runs_follow_success() -> Result<()> {
+    let env = TestEnv::new("after_sync").await?;
+    let result = within(TEST_LIMIT, after_sync_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn after_sync_body(env: &TestEnv) -> Result<()> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _standalone = start_standalone(env, "standalone", port, 2, &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.a", 300, 13).await?;
+    api.create_sync("first", pg_sync(&plain_query("src.a"), "dst.a", None))
+        .await?;
+    // The follower reads what the first sync wrote.
+    let mut follower = pg_sync(&plain_query("dst.a"), "dst.b", None);
+    follower.schedule = Some(v1::Schedule {
+        kind: Some(v1::schedule::Kind::AfterSync("syncs/first".into())),
+    });
+    api.create_sync("second", follower).await?;
+
+    let first = api.trigger_new("first").await?;
+    wait_final(&api, std::slice::from_ref(&first), Duration::from_secs(30))
+        .await
+        .and_then(|runs| ensure_succeeded(&runs))?;
+    let followed = eventually(Duration::from_secs(30), "the after-sync run", || {
+        let api = api.clone();
+        async move {
+            let runs = api.list_runs("second").await?;
+            Ok(runs.into_iter().find(is_final))
+        }
+    })
+    .await?;
+    ensure!(
+        followed.trigger() == v1::RunTrigger::AfterSync
+            && followed.state() == v1::RunState::Succeeded,
+        "the follower should run after the first sync succeeded: {}",
+        describe_run(&followed)
+    );
+    ensure_first_run_counts(&followed, 300)?;
+    ensure_same_rows(&data, "src.a", "dst.b").await?;
+    Ok(())
+}
+
+/// The comparison every test relies on must see a missing row, an extra row, a changed value
+/// and a NULL that became a value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_comparison_detects_differences() -> Result<()> {
+    let env = TestEnv::new("row_comparison").await?;
+    let result = within(TEST_LIMIT, row_comparison_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn row_comparison_body(env: &TestEnv) -> Result<()> {
+    let url = env.create_database("data").await?;
+    let pool = connect_pg(&url, 2).await?;
+    create_source_table(&pool, "a", 100, 1).await?;
+    create_source_table(&pool, "b", 100, 1).await?;
+    ensure_same_rows(&pool, "a", "b").await?;
+    for (break_it, fix_it) in [
+        (
+            "DELETE FROM b WHERE id = 5",
+            "INSERT INTO b SELECT * FROM a WHERE id = 5",
+        ),
+        (
+            "INSERT INTO b SELECT id + 1000, name, score, active, updated_at FROM a WHERE id = 5",
+            "DELETE FROM b WHERE id = 1005",
+        ),
+        (
+            "UPDATE b SET name = name || 'x' WHERE id = 9",
+            "UPDATE b SET name = a.name FROM a WHERE a.id = b.id AND b.id = 9",
+        ),
+        (
+            "UPDATE b SET score = 1 WHERE id = 14",
+            "UPDATE b SET score = NULL WHERE id = 14",
+        ),
+        (
+            "UPDATE b SET updated_at = updated_at + interval '1 microsecond' WHERE id = 3",
+            "UPDATE b SET updated_at = a.updated_at FROM a WHERE a.id = b.id AND b.id = 3",
+        ),
+    ] {
+        sqlx::query(break_it).execute(&pool).await?;
+        ensure!(
+            ensure_same_rows(&pool, "a", "b").await.is_err(),
+            "the comparison missed: {break_it}"
+        );
+        sqlx::query(fix_it).execute(&pool).await?;
+        ensure_same_rows(&pool, "a", "b")
+            .await
+            .with_context(|| format!("after undoing {break_it}"))?;
+    }
     Ok(())
 }

@@ -513,3 +513,470 @@ async fn worker_sigterm_body(env: &TestEnv) -> Result<()> {
     ensure_same_rows(&data, "src.big", "dst.big").await?;
     Ok(())
 }
+
+/// Waits until run `name` is running with rows read, and returns it.
+async fn wait_reading(api: &Api, name: &str) -> Result<v1::Run> {
+    eventually(
+        Duration::from_secs(30),
+        format!("{name} to read rows"),
+        || {
+            let api = api.clone();
+            let name = name.to_owned();
+            async move {
+                let run = api.get_run(&name).await?;
+                ensure!(
+                    !is_final(&run),
+                    "the run ended early: {}",
+                    describe_run(&run)
+                );
+                Ok((run.state() == v1::RunState::Running
+                    && run.counts.unwrap_or_default().read > 0)
+                    .then_some(run))
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_sigterm_exits_promptly_and_runs_resume() -> Result<()> {
+    let env = TestEnv::new("control_plane_sigterm").await?;
+    let result = within(TEST_LIMIT, control_plane_sigterm_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn control_plane_sigterm_body(env: &TestEnv) -> Result<()> {
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let mut cp = start_control_plane(env, "cp", port, &store, &[], &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.big", SLOW_ROWS, 7).await?;
+    api.create_sync(
+        "big",
+        pg_sync(&slow_query("src.big", 200, 0.2), "dst.big", Some(500)),
+    )
+    .await?;
+    // Worker A runs the sync; worker B's slots sit in PollWork long polls.
+    let mut worker_a = start_worker(env, "worker-a", &addr, 1, &[])?;
+    let big = api.trigger_new("big").await?;
+    wait_reading(&api, &big).await?;
+    let mut worker_b = start_worker(env, "worker-b", &addr, 2, &[])?;
+    // A client follows the run.
+    let mut watch = api
+        .runs
+        .clone()
+        .watch_run(v1::WatchRunRequest { name: big.clone() })
+        .await
+        .context("WatchRun")?
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // SIGTERM: the control plane must stop promptly despite the open stream and long polls.
+    let term = Instant::now();
+    cp.sigterm().await?;
+    let status = cp
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .with_context(|| {
+            "the control plane did not exit within 15 s of SIGTERM while a WatchRun stream and \
+         PollWork long polls were open"
+        })?;
+    let took = term.elapsed();
+    ensure!(
+        status.success(),
+        "the control plane exited with {status} after SIGTERM"
+    );
+    ensure!(
+        took < Duration::from_secs(10),
+        "the control plane took {:.1}s to stop after SIGTERM",
+        took.as_secs_f64()
+    );
+    // The follower's stream ends (or errors) rather than hanging.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    ensure!(
+        ended.is_ok(),
+        "the WatchRun stream stayed open after the server stopped"
+    );
+
+    // Back up on the same port: the run in flight finishes, on its first attempt.
+    let _cp2 = start_control_plane(env, "cp-restarted", port, &store, &[], &[]).await?;
+    let runs = wait_final(&api, std::slice::from_ref(&big), Duration::from_secs(60)).await?;
+    ensure_succeeded(&runs)?;
+    ensure!(
+        runs[0].attempt == 1,
+        "a 1 s control-plane outage should not cost the run its lease: {}",
+        describe_run(&runs[0])
+    );
+    ensure_first_run_counts(&runs[0], SLOW_ROWS as u64)?;
+    ensure_same_rows(&data, "src.big", "dst.big").await?;
+    worker_a.ensure_running()?;
+    worker_b.ensure_running()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_fails_over_between_replicas() -> Result<()> {
+    let env = TestEnv::new("scheduler_failover").await?;
+    let result = within(TEST_LIMIT, scheduler_failover_body(&env)).await;
+    env.finish(result).await
+}
+
+/// Scheduled runs of `sync`, oldest first.
+async fn scheduled_runs(api: &Api, sync: &str) -> Result<Vec<v1::Run>> {
+    let mut runs: Vec<v1::Run> = api
+        .list_runs(sync)
+        .await?
+        .into_iter()
+        .filter(|r| r.trigger() == v1::RunTrigger::Schedule)
+        .collect();
+    runs.reverse();
+    Ok(runs)
+}
+
+async fn scheduler_failover_body(env: &TestEnv) -> Result<()> {
+    let store = env.create_database("store").await?;
+    let (port1, port2) = (free_port()?, free_port()?);
+    let (addr1, addr2) = (format!("127.0.0.1:{port1}"), format!("127.0.0.1:{port2}"));
+    let cp1 = start_control_plane(env, "cp-1", port1, &store, &[], &[]).await?;
+    let cp2 = start_control_plane(env, "cp-2", port2, &store, &[], &[]).await?;
+    let api1 = Api::new(&addr1, None)?;
+    let api2 = Api::new(&addr2, None)?;
+    let (_, data) = data_database(env, &api1).await?;
+    create_source_table(&data, "src.t", 300, 8).await?;
+    let mut sync = pg_sync(&plain_query("src.t"), "dst.t", None);
+    sync.schedule = Some(v1::Schedule {
+        kind: Some(v1::schedule::Kind::Every(prost_types::Duration {
+            seconds: 2,
+            nanos: 0,
+        })),
+    });
+    api1.create_sync("every2s", sync).await?;
+
+    // The first scheduled run shows which replica runs the scheduler: exactly one says so.
+    eventually(Duration::from_secs(15), "a scheduled run", || {
+        let api = api1.clone();
+        async move { Ok((!scheduled_runs(&api, "every2s").await?.is_empty()).then_some(())) }
+    })
+    .await?;
+    let holds = |p: &Proc| p.log_text().contains("this replica now runs the scheduler");
+    let (mut leader, follower_addr, follower_api) = match (holds(&cp1), holds(&cp2)) {
+        (true, false) => (cp1, addr2.clone(), api2.clone()),
+        (false, true) => (cp2, addr1.clone(), api1.clone()),
+        (a, b) => anyhow::bail!(
+            "expected exactly one replica to run the scheduler (cp-1: {a}, cp-2: {b})"
+        ),
+    };
+    // The worker talks to the other replica, so the leader's death strands no run.
+    let _worker = start_worker(env, "worker", &follower_addr, 1, &[])?;
+    eventually(
+        Duration::from_secs(15),
+        "two scheduled runs to succeed",
+        || {
+            let api = follower_api.clone();
+            async move {
+                let runs = scheduled_runs(&api, "every2s").await?;
+                let done = runs
+                    .iter()
+                    .filter(|r| r.state() == v1::RunState::Succeeded)
+                    .count();
+                Ok((done >= 2).then_some(()))
+            }
+        },
+    )
+    .await?;
+    // The scheduler's leader dies; the other replica must take over.
+    let before = scheduled_runs(&follower_api, "every2s").await?.len();
+    leader.kill9().await?;
+    eventually(
+        Duration::from_secs(20),
+        "scheduled runs after the scheduler's replica died",
+        || {
+            let api = follower_api.clone();
+            async move {
+                let runs = scheduled_runs(&api, "every2s").await?;
+                let done = runs[before.min(runs.len())..]
+                    .iter()
+                    .filter(|r| r.state() == v1::RunState::Succeeded)
+                    .count();
+                Ok((done >= 2).then_some(()))
+            }
+        },
+    )
+    .await?;
+    // Never two scheduled runs for one due time: consecutive runs are about 2 s apart.
+    let runs = scheduled_runs(&follower_api, "every2s").await?;
+    for pair in runs.windows(2) {
+        let at = |r: &v1::Run| {
+            r.create_time
+                .map(|t| t.seconds as f64 + f64::from(t.nanos) / 1e9)
+                .unwrap_or_default()
+        };
+        let gap = at(&pair[1]) - at(&pair[0]);
+        ensure!(
+            gap >= 1.0,
+            "two scheduled runs {gap:.2}s apart ({} and {}): the schedule fired twice",
+            pair[0].name,
+            pair[1].name
+        );
+    }
+    ensure!(
+        !runs.iter().any(|r| r.state() == v1::RunState::Failed),
+        "a scheduled run failed: {:?}",
+        runs.iter().map(describe_run).collect::<Vec<_>>()
+    );
+    ensure_same_rows(&data, "src.t", "dst.t").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_runs_stop() -> Result<()> {
+    let env = TestEnv::new("cancel").await?;
+    let result = within(TEST_LIMIT, cancel_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn cancel_body(env: &TestEnv) -> Result<()> {
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _cp = start_control_plane(
+        env,
+        "cp",
+        port,
+        &store,
+        &["--heartbeat-interval-secs", "1"],
+        &[],
+    )
+    .await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.big", SLOW_ROWS, 9).await?;
+    api.create_sync(
+        "big",
+        pg_sync(&slow_query("src.big", 200, 0.2), "dst.big", Some(500)),
+    )
+    .await?;
+
+    // A queued run is cancelled at once.
+    let queued = api.trigger_new("big").await?;
+    let cancelled = api
+        .runs
+        .clone()
+        .cancel_run(v1::CancelRunRequest {
+            name: queued.clone(),
+        })
+        .await
+        .context("CancelRun of a queued run")?
+        .into_inner()
+        .run
+        .context("no run")?;
+    ensure!(
+        cancelled.state() == v1::RunState::Cancelled && cancelled.attempt == 0,
+        "a queued run should be cancelled at once: {}",
+        describe_run(&cancelled)
+    );
+    let again = api
+        .runs
+        .clone()
+        .cancel_run(v1::CancelRunRequest {
+            name: queued.clone(),
+        })
+        .await;
+    ensure!(
+        matches!(&again, Err(s) if s.code() == Code::FailedPrecondition),
+        "cancelling a cancelled run should be FAILED_PRECONDITION: {again:?}"
+    );
+
+    // A running run stops at the worker's next heartbeat.
+    let mut worker = start_worker(env, "worker", &addr, 1, &[])?;
+    let running = api.trigger_new("big").await?;
+    wait_reading(&api, &running).await?;
+    let asked = api
+        .runs
+        .clone()
+        .cancel_run(v1::CancelRunRequest {
+            name: running.clone(),
+        })
+        .await
+        .context("CancelRun of a running run")?
+        .into_inner()
+        .run
+        .context("no run")?;
+    ensure!(
+        asked.cancel_requested,
+        "CancelRun of a running run should set cancel_requested: {}",
+        describe_run(&asked)
+    );
+    let asked_at = Instant::now();
+    let runs = wait_final(
+        &api,
+        std::slice::from_ref(&running),
+        Duration::from_secs(20),
+    )
+    .await?;
+    let took = asked_at.elapsed();
+    ensure!(
+        runs[0].state() == v1::RunState::Cancelled && runs[0].attempt == 1,
+        "the running run should end cancelled on its first attempt: {}",
+        describe_run(&runs[0])
+    );
+    ensure!(
+        took < Duration::from_secs(5),
+        "the cancelled run took {:.1}s to stop (heartbeat every 1 s)",
+        took.as_secs_f64()
+    );
+    ensure!(
+        runs[0].counts.unwrap_or_default().read < SLOW_ROWS as u64,
+        "the cancelled run read every row: {}",
+        describe_run(&runs[0])
+    );
+    // The worker lives on and the next run copies everything.
+    worker.ensure_running()?;
+    let next = api.trigger_new("big").await?;
+    let runs = wait_final(&api, std::slice::from_ref(&next), Duration::from_secs(40)).await?;
+    ensure_succeeded(&runs)?;
+    ensure_same_rows(&data, "src.big", "dst.big").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_across_workers_use_the_shared_snapshot() -> Result<()> {
+    let env = TestEnv::new("incremental_across_workers").await?;
+    let result = within(TEST_LIMIT, incremental_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn incremental_body(env: &TestEnv) -> Result<()> {
+    const ROWS: i64 = 3000;
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _cp = start_control_plane(env, "cp", port, &store, &[], &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.t", ROWS, 10).await?;
+    let mut sync = pg_sync(&plain_query("src.t"), "dst.t", Some(700));
+    sync.destination.as_mut().context("no destination")?.mode = v1::SyncMode::Mirror as i32;
+    api.create_sync("mirror", sync).await?;
+
+    // Worker A makes the first snapshot, then goes away.
+    let mut worker_a = start_worker(env, "worker-a", &addr, 1, &[])?;
+    let first = api.trigger_new("mirror").await?;
+    let runs = wait_final(&api, std::slice::from_ref(&first), Duration::from_secs(40)).await?;
+    ensure_succeeded(&runs)?;
+    ensure_first_run_counts(&runs[0], ROWS as u64)?;
+    worker_a.kill9().await?;
+
+    // The source changes: 10 rows updated, 5 deleted, 7 added.
+    sqlx::query("UPDATE src.t SET name = name || '-changed' WHERE id BETWEEN 101 AND 110")
+        .execute(&data)
+        .await?;
+    sqlx::query("DELETE FROM src.t WHERE id BETWEEN 201 AND 205")
+        .execute(&data)
+        .await?;
+    sqlx::query(
+        "INSERT INTO src.t (id, name, score, active, updated_at) \
+         SELECT g, 'new-' || g, g / 4.0, true, now() FROM generate_series(100001, 100007) g",
+    )
+    .execute(&data)
+    .await?;
+
+    // Worker B diffs against worker A's snapshot: only the changes are applied.
+    let _worker_b = start_worker(env, "worker-b", &addr, 1, &[])?;
+    let second = api.trigger_new("mirror").await?;
+    let runs = wait_final(&api, std::slice::from_ref(&second), Duration::from_secs(40)).await?;
+    ensure_succeeded(&runs)?;
+    let c = runs[0].counts.unwrap_or_default();
+    let expected = v1::RunCounts {
+        read: ROWS as u64 - 5 + 7,
+        added: 7,
+        changed: 10,
+        unchanged: ROWS as u64 - 10 - 5,
+        removed: 5,
+        written: 17,
+        deleted: 5,
+        failed: 0,
+        skipped: 0,
+    };
+    ensure!(
+        c == expected,
+        "the second run on another worker should apply only the changes:\n  got      {c:?}\n  \
+         expected {expected:?}"
+    );
+    ensure_same_rows(&data, "src.t", "dst.t").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_references_resolve_in_the_worker() -> Result<()> {
+    let env = TestEnv::new("secret_references").await?;
+    let result = within(TEST_LIMIT, secret_references_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn secret_references_body(env: &TestEnv) -> Result<()> {
+    let store = env.create_database("store").await?;
+    let data_url = env.create_database("data").await?;
+    let data = connect_pg(&data_url, 2).await?;
+    sqlx::query("CREATE SCHEMA src").execute(&data).await?;
+    sqlx::query("CREATE SCHEMA dst").execute(&data).await?;
+    create_source_table(&data, "src.t", 500, 11).await?;
+    // The password travels only as a reference; only the worker's environment holds it.
+    let mut without_password = url::Url::parse(&data_url)?;
+    let password = without_password.password().unwrap_or_default().to_owned();
+    without_password
+        .set_password(None)
+        .map_err(|()| anyhow::anyhow!("cannot strip the password"))?;
+    let config = serde_json::json!({
+        "url": without_password.to_string(),
+        "password": "${env:BF_E2E_DATA_PASSWORD}",
+    });
+
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _cp = start_control_plane(env, "cp", port, &store, &[], &[]).await?;
+    let api = Api::new(&addr, None)?;
+    api.create_connection("src", "postgres", config.clone())
+        .await?;
+    api.create_connection("dst", "postgres", config).await?;
+    let stored = api
+        .connections
+        .clone()
+        .get_connection(v1::GetConnectionRequest {
+            name: "connections/src".into(),
+        })
+        .await?
+        .into_inner()
+        .connection
+        .context("no connection")?;
+    let stored = backflow_proto::json::struct_to_json(&stored.config.unwrap_or_default());
+    ensure!(
+        stored["password"] == "${env:BF_E2E_DATA_PASSWORD}",
+        "the API should return the reference as written: {stored}"
+    );
+    api.create_sync("s", pg_sync(&plain_query("src.t"), "dst.t", None))
+        .await?;
+    let _worker = start_worker(
+        env,
+        "worker",
+        &addr,
+        1,
+        &[("BF_E2E_DATA_PASSWORD", password.as_str())],
+    )?;
+    let run = api.trigger_new("s").await?;
+    let runs = wait_final(&api, std::slice::from_ref(&run), Duration::from_secs(40)).await?;
+    ensure_succeeded(&runs)?;
+    ensure_first_run_counts(&runs[0], 500)?;
+    ensure_same_rows(&data, "src.t", "dst.t").await?;
+    Ok(())
+}

@@ -651,13 +651,23 @@ impl Api {
 
     /// Creates a `postgres` connection to `url`.
     pub async fn create_pg_connection(&self, id: &str, url: &str) -> Result<()> {
-        let config = serde_json::json!({ "url": url });
+        self.create_connection(id, "postgres", serde_json::json!({ "url": url }))
+            .await
+    }
+
+    /// Creates a connection of type `kind` with `config`.
+    pub async fn create_connection(
+        &self,
+        id: &str,
+        kind: &str,
+        config: serde_json::Value,
+    ) -> Result<()> {
         self.connections
             .clone()
             .create_connection(v1::CreateConnectionRequest {
                 connection_id: id.to_owned(),
                 connection: Some(v1::Connection {
-                    r#type: "postgres".into(),
+                    r#type: kind.into(),
                     config: Some(backflow_proto::json::struct_from_json(&config)),
                     ..Default::default()
                 }),

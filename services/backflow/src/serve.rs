@@ -262,9 +262,9 @@ async fn open_store(url: &str) -> anyhow::Result<Store> {
             }
         }
     }
-    Ok(Store::connect_and_migrate(&url)
+    Store::connect_and_migrate(&url)
         .await
-        .context("cannot open the state store")?)
+        .context("cannot open the state store")
 }
 
 /// Runs the control plane (API server + scheduler) until `shutdown`.

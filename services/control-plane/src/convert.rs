@@ -127,7 +127,7 @@ pub fn connection_from_proto(
     };
     if let Err(e) = checked {
         let field = match e.field() {
-            Some(f) if f == "type" => "connection.type".to_owned(),
+            Some("type") => "connection.type".to_owned(),
             Some(f) => format!("connection.config.{f}"),
             None => "connection.config".to_owned(),
         };
@@ -303,7 +303,7 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
     };
 
     let defaults = SyncOptions::default();
-    let o = s.options.clone().unwrap_or_default();
+    let o = s.options.unwrap_or_default();
     let max_delete_fraction = o
         .max_delete_fraction
         .unwrap_or(defaults.max_delete_fraction);

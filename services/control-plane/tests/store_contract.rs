@@ -178,6 +178,34 @@ macro_rules! store_suite {
 }
 
 store_suite!(sqlite_store, super::sqlite);
+
+/// `sqlite::memory:` is a private database that lives as long as the store: its single
+/// pooled connection must not be recycled.
+#[tokio::test]
+async fn sqlite_memory_store_keeps_its_data() {
+    let store = Store::connect_and_migrate("sqlite::memory:")
+        .await
+        .expect("open an in-memory store");
+    let record = ConnectionRecord {
+        id: "mem".into(),
+        kind: "files".into(),
+        config: serde_json::json!({}),
+        created_at: 1,
+        updated_at: 1,
+    };
+    store.create_connection(&record).await.unwrap();
+    let other = store.clone();
+    assert_eq!(other.get_connection("mem").await.unwrap(), record);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused_without_leaking_secrets() {
+    let err = Store::connect("mysql://user:hunter2@localhost/db")
+        .await
+        .expect_err("mysql is not a store");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
 store_suite!(postgres_store, super::postgres);
 
 mod cases {
@@ -583,9 +611,15 @@ mod cases {
         assert_eq!(run.timings, Some(done.timings));
         assert_eq!(run.rejected_count, 1_203);
         assert_eq!(run.ended_at, Some(T0 + 2_000));
-        assert_eq!(run.lease_id, None);
+        // The lease id stays, so a completion replayed by its own attempt is idempotent.
+        assert_eq!(run.lease_id, lease.run.lease_id);
         assert_eq!(run.lease_deadline, None);
         assert_eq!(store.get_run(&run.id).await.unwrap(), run);
+        let replayed = store
+            .complete_run(&lease_ref(&lease), &done, T0 + 2_500)
+            .await
+            .unwrap();
+        assert_eq!(replayed, run, "a replayed completion changes nothing");
         assert_eq!(
             store.get_sync("scores").await.unwrap().snapshot,
             Some(SnapshotPointer {
@@ -628,12 +662,10 @@ mod cases {
             .await
             .unwrap()
             .is_empty());
-        // Completing twice is stale.
-        assert_stale(
-            store
-                .complete_run(&lease_ref(&lease), &done, T0 + 3_600)
-                .await,
-        );
+        // Completing a finished run with another lease id is stale.
+        let mut other = lease_ref(&lease);
+        other.lease_id = "another-lease".into();
+        assert_stale(store.complete_run(&other, &done, T0 + 3_600).await);
     }
 
     pub async fn request_id_is_idempotent(f: &Fixture) {

@@ -398,8 +398,8 @@ pub fn run_json(r: &v1::Run) -> Value {
     })
 }
 
-/// How long a run took (or has been running): its total timing, else end − start.
-fn run_elapsed(r: &v1::Run) -> String {
+/// How long a finished run took: its total timing, else end − start; `-` when unknown.
+pub fn run_elapsed(r: &v1::Run) -> String {
     if let Some(total) = r.timings.as_ref().and_then(|t| t.total.as_ref()) {
         return duration(total);
     }

@@ -191,12 +191,10 @@ pub fn report(run: &v1::Run) -> Outcome {
 
 /// `run runs/… of sync customer_scores succeeded in 3.2s (attempt 1/3)`.
 pub fn outcome_line(run: &v1::Run) -> String {
-    let took = run
-        .timings
-        .as_ref()
-        .and_then(|t| t.total.as_ref())
-        .map(|d| format!(" in {}", output::duration(d)))
-        .unwrap_or_default();
+    let took = match output::run_elapsed(run).as_str() {
+        "-" => String::new(),
+        took => format!(" in {took}"),
+    };
     format!(
         "run {} of sync {} {}{took} (attempt {}/{})",
         run.name,

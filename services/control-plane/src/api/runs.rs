@@ -85,7 +85,7 @@ impl RunService for RunApi {
         // Fail fast on an unknown run, before the stream starts.
         let first = self.0.store.get_run(&id).await.map_err(ApiError::from)?;
         let cp = Arc::clone(&self.0);
-        let stream = async_stream(cp, id, first);
+        let stream = watch_stream(cp, id, first);
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -144,7 +144,7 @@ impl RunService for RunApi {
 
 /// Streams the run whenever it changes, ending after a final state. Wakes on in-process
 /// changes at once and re-reads every [`WATCH_POLL`] for changes made by other replicas.
-fn async_stream(
+fn watch_stream(
     cp: Arc<ControlPlane>,
     id: String,
     first: crate::model::RunRecord,

@@ -355,7 +355,14 @@ impl SyncService for SyncApi {
             })
             .await
             .map_err(|e| {
-                ApiError::FailedPrecondition(format!("plan failed ({}): {e}", e.code()))
+                // A source that is down may answer next time; anything else needs a change to
+                // the sync or the data first.
+                let message = format!("plan failed ({}): {e}", e.code());
+                if e.is_retryable() {
+                    ApiError::Unavailable(message)
+                } else {
+                    ApiError::FailedPrecondition(message)
+                }
             })?;
         Ok(Response::new(PlanSyncResponse {
             read: plan.counts.read,

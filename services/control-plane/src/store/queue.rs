@@ -6,8 +6,8 @@ use sqlx::error::ErrorKind;
 use sqlx::{AnyConnection, Row};
 
 use super::rows::{
-    fetch_connection, fetch_run, fetch_sync, operation_str, rejected_from_row, run_from_row,
-    to_i64, to_json, RUN_COLUMNS,
+    fetch_connection, fetch_run, fetch_sync, get_bool, operation_str, rejected_from_row,
+    run_from_row, to_i64, to_json, RUN_COLUMNS,
 };
 use super::{Result, Store, StoreError};
 use crate::model::{
@@ -434,7 +434,7 @@ impl Store {
         if let Some(row) = extended {
             return Ok(LeaseStatus {
                 valid: true,
-                cancel_requested: super::rows::get_bool(&row, "cancel_requested")?,
+                cancel_requested: get_bool(&row, "cancel_requested")?,
                 deadline,
             });
         }
@@ -443,7 +443,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
         {
-            Some(row) => super::rows::get_bool(&row, "cancel_requested")?,
+            Some(row) => get_bool(&row, "cancel_requested")?,
             None => false,
         };
         Ok(LeaseStatus {
@@ -468,7 +468,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::stale(&lease.run_id))?;
-        super::rows::get_bool(&row, "cancel_requested")
+        get_bool(&row, "cancel_requested")
     }
 
     /// Commits a successful attempt in one transaction: the run's final state and counts, the
@@ -483,7 +483,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let sql = format!(
             "UPDATE runs SET state = 'succeeded', counts = $4, timings = $5, rejected_count = $6, \
-             ended_at = $7, error = NULL, lease_id = NULL, lease_deadline = NULL \
+             ended_at = $7, error = NULL, lease_deadline = NULL \
              WHERE {LEASE_MATCHES} RETURNING sync_id"
         );
         let row = sqlx::query(&sql)
@@ -495,8 +495,23 @@ impl Store {
             .bind(to_i64(completion.counts.failed))
             .bind(now)
             .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::stale(&lease.run_id))?;
+            .await?;
+        let Some(row) = row else {
+            // The lease id stays on a succeeded run, so a worker that retries a completion
+            // whose answer it lost (a control-plane restart) gets the committed run back
+            // instead of a stale-lease error.
+            let run = fetch_run(&mut tx, &lease.run_id, "").await?;
+            return match run {
+                Some(run)
+                    if run.state == RunState::Succeeded
+                        && run.lease_id.as_deref() == Some(lease.lease_id.as_str())
+                        && run.attempt == lease.attempt =>
+                {
+                    Ok(run)
+                }
+                _ => Err(StoreError::stale(&lease.run_id)),
+            };
+        };
         let sync_id: String = row.try_get("sync_id")?;
         sqlx::query("UPDATE syncs SET snapshot_path = $1, snapshot_rows = $2 WHERE id = $3")
             .bind(&completion.snapshot.path)
