@@ -203,6 +203,50 @@ async fn interval_schedule_body(env: &TestEnv) -> Result<()> {
         );
     }
     ensure_same_rows(&data, "src.t", "dst.t").await?;
+
+    // Paused: triggers are refused and the schedule stops firing.
+    api.syncs
+        .clone()
+        .pause_sync(v1::PauseSyncRequest {
+            name: "syncs/every2s".into(),
+        })
+        .await
+        .context("PauseSync")?;
+    let refused = api.trigger("every2s", "").await;
+    ensure!(
+        refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<tonic::Status>())
+            .is_some_and(|s| s.code() == Code::FailedPrecondition),
+        "a trigger of a paused sync should be FAILED_PRECONDITION: {refused:?}"
+    );
+    // A run fired just before the pause may still be created; after that, nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let paused_count = api.list_runs("every2s").await?.len();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = api.list_runs("every2s").await?.len();
+    ensure!(
+        later == paused_count,
+        "a paused sync got {} new runs in 4 s",
+        later - paused_count
+    );
+    api.syncs
+        .clone()
+        .resume_sync(v1::ResumeSyncRequest {
+            name: "syncs/every2s".into(),
+        })
+        .await
+        .context("ResumeSync")?;
+    eventually(
+        Duration::from_secs(8),
+        "a scheduled run after resuming",
+        || {
+            let api = api.clone();
+            async move { Ok((api.list_runs("every2s").await?.len() > later).then_some(())) }
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -291,6 +335,18 @@ async fn bad_definitions_body(env: &TestEnv) -> Result<()> {
     }
     // The good one is accepted: the refusals were about the fields.
     api.create_sync("good", good()).await?;
+    // A connection in use cannot be deleted.
+    let delete = api
+        .connections
+        .clone()
+        .delete_connection(v1::DeleteConnectionRequest {
+            name: "connections/src".into(),
+        })
+        .await;
+    ensure!(
+        matches!(&delete, Err(s) if s.code() == Code::FailedPrecondition),
+        "deleting a connection a sync uses should be FAILED_PRECONDITION: {delete:?}"
+    );
 
     // `apply` refuses an unknown key before reaching the server, naming the key and its line.
     let bad_yaml = format!(
@@ -748,5 +804,225 @@ async fn row_comparison_body(env: &TestEnv) -> Result<()> {
             .await
             .with_context(|| format!("after undoing {break_it}"))?;
     }
+    Ok(())
+}
+
+/// Runs sync `id` once and fails unless it succeeded; returns the run.
+async fn run_once(api: &Api, id: &str) -> Result<v1::Run> {
+    let run = api.trigger_new(id).await?;
+    let runs = wait_final(api, std::slice::from_ref(&run), Duration::from_secs(30)).await?;
+    ensure_succeeded(&runs)?;
+    runs.into_iter().next().context("no run")
+}
+
+/// Replaces the fields of sync `id` named by `paths` with those of `sync`.
+async fn update_sync(api: &Api, id: &str, mut sync: v1::Sync, paths: &[&str]) -> Result<()> {
+    sync.name = format!("syncs/{id}");
+    api.syncs
+        .clone()
+        .update_sync(v1::UpdateSyncRequest {
+            sync: Some(sync),
+            update_mask: Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            }),
+        })
+        .await
+        .with_context(|| format!("UpdateSync {id} {paths:?}"))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_the_destination_resends_every_row() -> Result<()> {
+    let env = TestEnv::new("moved_destination").await?;
+    let result = within(TEST_LIMIT, moved_destination_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn moved_destination_body(env: &TestEnv) -> Result<()> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _standalone = start_standalone(env, "standalone", port, 1, &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.t", 400, 15).await?;
+    api.create_sync("s", pg_sync(&plain_query("src.t"), "dst.first", None))
+        .await?;
+    run_once(&api, "s").await?;
+    ensure_same_rows(&data, "src.t", "dst.first").await?;
+
+    // Same source, another table: the last snapshot describes dst.first, not dst.second,
+    // so every row must be written again.
+    update_sync(
+        &api,
+        "s",
+        pg_sync("", "dst.second", None),
+        &["destination.object"],
+    )
+    .await?;
+    let moved = run_once(&api, "s").await?;
+    ensure_same_rows(&data, "src.t", "dst.second")
+        .await
+        .with_context(|| {
+            format!(
+                "after moving the destination to dst.second, the run wrote nothing there: {}",
+                describe_run(&moved)
+            )
+        })?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remapping_a_column_fills_the_new_column() -> Result<()> {
+    let env = TestEnv::new("remapped_column").await?;
+    let result = within(TEST_LIMIT, remapped_column_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn remapped_column_body(env: &TestEnv) -> Result<()> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _standalone = start_standalone(env, "standalone", port, 1, &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.t", 400, 16).await?;
+    sqlx::query("CREATE TABLE dst.m (id bigint PRIMARY KEY, label_a text, label_b text)")
+        .execute(&data)
+        .await?;
+    let mut sync = pg_sync("SELECT id, name FROM src.t", "dst.m", None);
+    sync.destination
+        .as_mut()
+        .context("no destination")?
+        .create_table = false;
+    sync.mappings = vec![v1::Mapping {
+        from: "name".into(),
+        to: "label_a".into(),
+    }];
+    api.create_sync("m", sync.clone()).await?;
+    run_once(&api, "m").await?;
+
+    // `name` now goes to label_b: every row must be written again to fill it.
+    sync.mappings[0].to = "label_b".into();
+    update_sync(&api, "m", sync, &["mappings"]).await?;
+    let remapped = run_once(&api, "m").await?;
+    let filled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dst.m d JOIN src.t s USING (id) WHERE d.label_b = s.name",
+    )
+    .fetch_one(&data)
+    .await?;
+    ensure!(
+        filled == 400,
+        "after remapping name to label_b, {filled} of 400 rows have it: {}",
+        describe_run(&remapped)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_rows_are_listed_and_retried() -> Result<()> {
+    let env = TestEnv::new("rejected_rows").await?;
+    let result = within(TEST_LIMIT, rejected_rows_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn rejected_rows_body(env: &TestEnv) -> Result<()> {
+    const ROWS: i64 = 1000;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _standalone = start_standalone(env, "standalone", port, 1, &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.t", ROWS, 1).await?;
+    // The destination refuses scores of 100 and more.
+    sqlx::query(
+        "CREATE TABLE dst.t (id bigint PRIMARY KEY, name text NOT NULL, score double precision \
+         CONSTRAINT score_below_100 CHECK (score < 100), active boolean NOT NULL, \
+         updated_at timestamptz NOT NULL)",
+    )
+    .execute(&data)
+    .await?;
+    let refused: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM src.t WHERE score >= 100 ORDER BY id")
+            .fetch_all(&data)
+            .await?;
+    ensure!(!refused.is_empty(), "the data has no row to refuse");
+    let mut sync = pg_sync(&plain_query("src.t"), "dst.t", Some(256));
+    sync.destination
+        .as_mut()
+        .context("no destination")?
+        .create_table = false;
+    api.create_sync("s", sync).await?;
+
+    let first = run_once(&api, "s").await?;
+    let c = first.counts.unwrap_or_default();
+    let bad = refused.len() as u64;
+    ensure!(
+        c.read == ROWS as u64 && c.failed == bad && c.written == ROWS as u64 - bad,
+        "expected {bad} refused rows and the rest written: {c:?}"
+    );
+    ensure!(
+        first.rejected_rows == bad,
+        "the run says {} rejected rows, expected {bad}",
+        first.rejected_rows
+    );
+    // Every refused key is listed once, page by page, with the destination's reason.
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    for _ in 0..100 {
+        let page = api
+            .runs
+            .clone()
+            .list_rejected_rows(v1::ListRejectedRowsRequest {
+                run: first.name.clone(),
+                page_size: 50,
+                page_token,
+            })
+            .await
+            .context("ListRejectedRows")?
+            .into_inner();
+        listed.extend(page.rejected_rows);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let mut keys: Vec<String> = listed.iter().map(|r| r.key.clone()).collect();
+    keys.sort_unstable();
+    let mut expected: Vec<String> = refused.iter().map(|id| format!("id={id}")).collect();
+    expected.sort_unstable();
+    ensure!(
+        keys == expected,
+        "ListRejectedRows gave {} keys (first {:?}), expected {} (first {:?})",
+        keys.len(),
+        keys.first(),
+        expected.len(),
+        expected.first()
+    );
+    ensure!(
+        listed
+            .iter()
+            .all(|r| r.operation == "write" && r.message.contains("score_below_100")),
+        "a rejected row lacks the operation or the constraint's name: {:?}",
+        listed.first()
+    );
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM dst.t")
+        .fetch_one(&data)
+        .await?;
+    ensure!(
+        written == ROWS - refused.len() as i64,
+        "dst.t has {written} rows"
+    );
+
+    // The refused rows stayed out of the snapshot: once the destination accepts them, the next
+    // run writes exactly those.
+    sqlx::query("ALTER TABLE dst.t DROP CONSTRAINT score_below_100")
+        .execute(&data)
+        .await?;
+    let second = run_once(&api, "s").await?;
+    let c = second.counts.unwrap_or_default();
+    ensure!(
+        c.added == bad && c.written == bad && c.failed == 0 && c.unchanged == ROWS as u64 - bad,
+        "the next run should write only the {bad} rows refused before: {c:?}"
+    );
+    ensure_same_rows(&data, "src.t", "dst.t").await?;
     Ok(())
 }

@@ -105,6 +105,38 @@ async fn fifty_syncs_three_workers_body(env: &TestEnv) -> Result<()> {
     for worker in &mut workers {
         worker.ensure_running()?;
     }
+
+    // ListRuns pages through all of them, newest first, each once.
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    for _ in 0..20 {
+        let page = api
+            .runs
+            .clone()
+            .list_runs(v1::ListRunsRequest {
+                sync: String::new(),
+                state: v1::RunState::Succeeded as i32,
+                page_size: 7,
+                page_token,
+            })
+            .await
+            .context("ListRuns")?
+            .into_inner();
+        ensure!(page.runs.len() <= 7, "a page of {} runs", page.runs.len());
+        listed.extend(page.runs.into_iter().map(|r| r.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let mut expected = names.clone();
+    expected.sort_unstable();
+    expected.reverse();
+    ensure!(
+        listed == expected,
+        "ListRuns in pages of 7 returned {} runs, not the {SYNCS} runs newest first",
+        listed.len()
+    );
     Ok(())
 }
 
@@ -315,6 +347,16 @@ async fn control_plane_restart_body(env: &TestEnv) -> Result<()> {
     const SYNCS: usize = 10;
     const ROWS: i64 = 2000;
     let store = env.create_database("store").await?;
+    // The schema is made ahead by `backflow migrate`, which may run any number of times.
+    for _ in 0..2 {
+        let mut migrate = Proc::spawn(env, "migrate", &["migrate", "--store", &store], &[])?;
+        let status = migrate.wait_exit(Duration::from_secs(30)).await?;
+        ensure!(
+            status.success(),
+            "backflow migrate exited with {status}:\n{}",
+            migrate.log_text()
+        );
+    }
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
     let mut cp = start_control_plane(env, "cp", port, &store, &[], &[]).await?;
@@ -410,11 +452,49 @@ async fn two_replicas_body(env: &TestEnv) -> Result<()> {
         "replica 2 lists {} syncs, expected {SYNCS}",
         listed.syncs.len()
     );
+    // Twenty triggers of one sync at once through both replicas: one run.
+    let responses = futures::future::try_join_all((0..20).map(|i| {
+        let api = if i % 2 == 0 {
+            api1.clone()
+        } else {
+            api2.clone()
+        };
+        async move { api.trigger("s00", "").await }
+    }))
+    .await?;
+    let mut raced: Vec<String> = responses
+        .iter()
+        .filter_map(|r| r.run.as_ref().map(|r| r.name.clone()))
+        .collect();
+    raced.sort_unstable();
+    raced.dedup();
+    let fresh = responses.iter().filter(|r| !r.coalesced).count();
+    ensure!(
+        raced.len() == 1 && fresh == 1,
+        "20 concurrent triggers through two replicas gave runs {raced:?}, {fresh} not coalesced"
+    );
     let mut workers = Vec::new();
     for (i, addr) in [&addr1, &addr1, &addr2, &addr2].into_iter().enumerate() {
         workers.push(start_worker(env, &format!("worker-{i}"), addr, 2, &[])?);
     }
-    let names = trigger_all(&[&api1, &api2], SYNCS).await?;
+    // s00's run is already queued: triggering it again coalesces into that run.
+    let coalesced = api2.trigger("s00", "").await?;
+    ensure!(
+        coalesced.coalesced && coalesced.run.as_ref().map(|r| &r.name) == raced.first(),
+        "a trigger of s00 while its run is active should coalesce: {coalesced:?}"
+    );
+    let mut names = raced.clone();
+    names.extend(
+        futures::future::try_join_all((1..SYNCS).map(|i| {
+            let api = if i % 2 == 0 {
+                api1.clone()
+            } else {
+                api2.clone()
+            };
+            async move { api.trigger_new(&format!("s{i:02}")).await }
+        }))
+        .await?,
+    );
     let runs = wait_final(&api2, &names, Duration::from_secs(90)).await?;
     check_many(&runs, &data, true).await?;
     for worker in &mut workers {
@@ -501,7 +581,7 @@ async fn worker_sigterm_body(env: &TestEnv) -> Result<()> {
         describe_run(&run)
     );
 
-    let _worker_b = start_worker(env, "worker-b", &addr, 1, &[])?;
+    let mut worker_b = start_worker(env, "worker-b", &addr, 1, &[])?;
     let runs = wait_final(&api, std::slice::from_ref(&big), Duration::from_secs(40)).await?;
     ensure_succeeded(&runs)?;
     ensure!(
@@ -511,6 +591,17 @@ async fn worker_sigterm_body(env: &TestEnv) -> Result<()> {
     );
     ensure_first_run_counts(&runs[0], SLOW_ROWS as u64)?;
     ensure_same_rows(&data, "src.big", "dst.big").await?;
+
+    // An idle worker (its slot in a long poll, default 30 s grace) stops at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let term = Instant::now();
+    worker_b.sigterm().await?;
+    let status = worker_b.wait_exit(Duration::from_secs(10)).await?;
+    ensure!(
+        status.success() && term.elapsed() < Duration::from_secs(3),
+        "an idle worker took {:.1}s to stop after SIGTERM ({status})",
+        term.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -818,6 +909,18 @@ async fn cancel_body(env: &TestEnv) -> Result<()> {
         describe_run(&asked)
     );
     let asked_at = Instant::now();
+    // A sync with a run in flight cannot be deleted.
+    let delete = api
+        .syncs
+        .clone()
+        .delete_sync(v1::DeleteSyncRequest {
+            name: "syncs/big".into(),
+        })
+        .await;
+    ensure!(
+        matches!(&delete, Err(s) if s.code() == Code::FailedPrecondition),
+        "deleting a sync with a running run should be FAILED_PRECONDITION: {delete:?}"
+    );
     let runs = wait_final(
         &api,
         std::slice::from_ref(&running),
@@ -914,6 +1017,36 @@ async fn incremental_body(env: &TestEnv) -> Result<()> {
          expected {expected:?}"
     );
     ensure_same_rows(&data, "src.t", "dst.t").await?;
+
+    // A full resync ignores the snapshot and writes every row again.
+    let full = api
+        .syncs
+        .clone()
+        .trigger_sync(v1::TriggerSyncRequest {
+            name: "syncs/mirror".into(),
+            full_resync: true,
+            request_id: String::new(),
+        })
+        .await
+        .context("TriggerSync full_resync")?
+        .into_inner()
+        .run
+        .context("no run")?;
+    ensure!(full.full_resync, "the run does not say it is a full resync");
+    let runs = wait_final(
+        &api,
+        std::slice::from_ref(&full.name),
+        Duration::from_secs(40),
+    )
+    .await?;
+    ensure_succeeded(&runs)?;
+    let c = runs[0].counts.unwrap_or_default();
+    let rows = ROWS as u64 + 2;
+    ensure!(
+        c.read == rows && c.written == rows && c.deleted == 0 && c.failed == 0,
+        "a full resync should write all {rows} rows again: {c:?}"
+    );
+    ensure_same_rows(&data, "src.t", "dst.t").await?;
     Ok(())
 }
 
@@ -978,5 +1111,141 @@ async fn secret_references_body(env: &TestEnv) -> Result<()> {
     ensure_succeeded(&runs)?;
     ensure_first_run_counts(&runs[0], 500)?;
     ensure_same_rows(&data, "src.t", "dst.t").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_outage_longer_than_leases_still_converges() -> Result<()> {
+    let env = TestEnv::new("long_outage").await?;
+    let result = within(TEST_LIMIT, long_outage_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn long_outage_body(env: &TestEnv) -> Result<()> {
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let hb = ["--heartbeat-interval-secs", "1"];
+    let mut cp = start_control_plane(env, "cp", port, &store, &hb, &[]).await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    for name in ["a", "b"] {
+        create_source_table(&data, &format!("src.{name}"), SLOW_ROWS, 14).await?;
+        api.create_sync(
+            name,
+            pg_sync(
+                &slow_query(&format!("src.{name}"), 200, 0.2),
+                &format!("dst.{name}"),
+                Some(500),
+            ),
+        )
+        .await?;
+    }
+    let mut worker = start_worker(env, "worker", &addr, 2, &[])?;
+    let names = vec![api.trigger_new("a").await?, api.trigger_new("b").await?];
+    for name in &names {
+        wait_reading(&api, name).await?;
+    }
+    // Down for 7 s, longer than a lease (5 s): the restarted control plane finds the leases
+    // expired while their worker still runs them.
+    cp.kill9().await?;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let _cp2 = start_control_plane(env, "cp-restarted", port, &store, &hb, &[]).await?;
+    let runs = wait_final(&api, &names, Duration::from_secs(60)).await?;
+    ensure_succeeded(&runs)?;
+    for (run, name) in runs.iter().zip(["a", "b"]) {
+        ensure_first_run_counts(run, SLOW_ROWS as u64)?;
+        ensure_same_rows(&data, &format!("src.{name}"), &format!("dst.{name}")).await?;
+    }
+    let attempts: Vec<u32> = runs.iter().map(|r| r.attempt).collect();
+    eprintln!("[long_outage] attempts per run: {attempts:?}");
+    worker.ensure_running()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_destination_keeps_its_lease() -> Result<()> {
+    let env = TestEnv::new("blocked_destination").await?;
+    let result = within(TEST_LIMIT, blocked_destination_body(&env)).await;
+    env.finish(result).await
+}
+
+async fn blocked_destination_body(env: &TestEnv) -> Result<()> {
+    let store = env.create_database("store").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let _cp = start_control_plane(
+        env,
+        "cp",
+        port,
+        &store,
+        &["--heartbeat-interval-secs", "1"],
+        &[],
+    )
+    .await?;
+    let api = Api::new(&addr, None)?;
+    let (_, data) = data_database(env, &api).await?;
+    create_source_table(&data, "src.t", 2000, 17).await?;
+    sqlx::query(
+        "CREATE TABLE dst.t (id bigint PRIMARY KEY, name text NOT NULL, score double precision, \
+         active boolean NOT NULL, updated_at timestamptz NOT NULL)",
+    )
+    .execute(&data)
+    .await?;
+    let mut sync = pg_sync(&plain_query("src.t"), "dst.t", Some(500));
+    sync.destination
+        .as_mut()
+        .context("no destination")?
+        .create_table = false;
+    api.create_sync("s", sync).await?;
+    let _worker = start_worker(env, "worker", &addr, 1, &[])?;
+
+    // Someone holds the destination table for 8 s, longer than a lease (5 s).
+    let mut locker = data.begin().await?;
+    sqlx::query("LOCK TABLE dst.t IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await?;
+    let run = api.trigger_new("s").await?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let blocked = api.get_run(&run).await?;
+    locker.rollback().await?;
+    ensure!(
+        blocked.state() == v1::RunState::Running && blocked.attempt == 1,
+        "a worker waiting on a locked destination must keep heartbeating and keep its lease: {}",
+        describe_run(&blocked)
+    );
+    let runs = wait_final(&api, std::slice::from_ref(&run), Duration::from_secs(30)).await?;
+    ensure_succeeded(&runs)?;
+    ensure!(
+        runs[0].attempt == 1,
+        "the blocked run lost its lease: {}",
+        describe_run(&runs[0])
+    );
+    ensure_first_run_counts(&runs[0], 2000)?;
+    ensure_same_rows(&data, "src.t", "dst.t").await?;
+
+    // Blocked again, then cancelled: the worker stops waiting on the lock.
+    sqlx::query("UPDATE src.t SET name = name || '+' WHERE id <= 100")
+        .execute(&data)
+        .await?;
+    let mut locker = data.begin().await?;
+    sqlx::query("LOCK TABLE dst.t IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await?;
+    let run = api.trigger_new("s").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    api.runs
+        .clone()
+        .cancel_run(v1::CancelRunRequest { name: run.clone() })
+        .await
+        .context("CancelRun")?;
+    let cancelled = wait_final(&api, std::slice::from_ref(&run), Duration::from_secs(8)).await;
+    locker.rollback().await?;
+    let cancelled = cancelled.context("a run blocked on a locked destination ignored CancelRun")?;
+    ensure!(
+        cancelled[0].state() == v1::RunState::Cancelled,
+        "the blocked run should end cancelled: {}",
+        describe_run(&cancelled[0])
+    );
     Ok(())
 }

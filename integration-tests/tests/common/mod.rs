@@ -143,8 +143,9 @@ fn newest_source(root: &Path) -> Option<(SystemTime, PathBuf)> {
 pub struct TestEnv {
     /// The test's name, for messages and database names.
     pub name: String,
-    /// Logs, snapshots and SQLite files.
-    pub dir: tempfile::TempDir,
+    /// Logs, snapshots and SQLite files; kept when `BACKFLOW_E2E_KEEP` is set.
+    dir: Mutex<Option<tempfile::TempDir>>,
+    path: PathBuf,
     /// A superuser connection to the server's maintenance database.
     pub admin: PgPool,
     admin_url: url::Url,
@@ -161,6 +162,24 @@ pub fn postgres_url() -> String {
 
 /// A pool on `url`, failing fast with a message that says how to start the server.
 pub async fn connect_pg(url: &str, max_connections: u32) -> Result<PgPool> {
+    // One plain connection first: a refused connection fails at once with its reason, where
+    // the pool would retry it until its timeout.
+    use sqlx::Connection as _;
+    match tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+        }
+        Ok(Err(e)) => bail!(
+            "PostgreSQL at {} is unreachable ({e}); start it with `bash scripts/services.sh \
+             start` (or set BACKFLOW_TEST_POSTGRES_URL)",
+            redact(url)
+        ),
+        Err(_) => bail!(
+            "PostgreSQL at {} did not answer within 10 s; start it with `bash \
+             scripts/services.sh start` (or set BACKFLOW_TEST_POSTGRES_URL)",
+            redact(url)
+        ),
+    }
     let connect = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -203,7 +222,8 @@ impl TestEnv {
             .tempdir()?;
         Ok(TestEnv {
             name: name.to_owned(),
-            dir,
+            path: dir.path().to_path_buf(),
+            dir: Mutex::new(Some(dir)),
             admin,
             admin_url,
             databases: Mutex::new(Vec::new()),
@@ -215,7 +235,7 @@ impl TestEnv {
 
     /// The test directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// Seconds since the environment was made, for progress notes.
@@ -248,6 +268,11 @@ impl TestEnv {
     /// tail and keeps the databases for a look. Returns `result` unchanged.
     pub async fn finish(self, result: Result<()>) -> Result<()> {
         self.finished.store(true, Ordering::SeqCst);
+        if std::env::var_os("BACKFLOW_E2E_KEEP").is_some() {
+            if let Some(dir) = self.dir.lock().unwrap().take() {
+                eprintln!("[{}] logs kept in {}", self.name, dir.keep().display());
+            }
+        }
         match &result {
             Ok(()) => {
                 eprintln!("[{}] passed in {:.1}s", self.name, self.elapsed());
@@ -761,11 +786,6 @@ impl Api {
         }
         bail!("ListRuns kept returning pages")
     }
-}
-
-/// A run's state, readable.
-pub fn state(run: &v1::Run) -> v1::RunState {
-    run.state()
 }
 
 /// Whether a run can no longer change.

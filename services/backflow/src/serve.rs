@@ -114,10 +114,56 @@ impl ConfigArgs {
             }
             figment = figment.merge(Yaml::file(path));
         }
-        figment
-            .merge(Env::prefixed("BACKFLOW__").split("__").lowercase(true))
+        let mut settings: Settings = figment
+            .merge(
+                Env::prefixed("BACKFLOW__")
+                    .filter(|key| !RAW_ENV.iter().any(|raw| key == *raw))
+                    .split("__")
+                    .lowercase(true),
+            )
             .extract()
-            .context("invalid settings")
+            .context("invalid settings")?;
+        apply_raw_env(&mut settings);
+        Ok(settings)
+    }
+}
+
+/// Settings read from the environment verbatim. Figment would parse `12345`, `true` or
+/// `00123` as numbers and booleans, and a token or a store URL must stay exactly as written.
+const RAW_ENV: &[&str] = &[
+    "CONTROL_PLANE__STORE",
+    "CONTROL_PLANE__WORKER_TOKEN",
+    "CONTROL_PLANE__API_TOKENS",
+    "WORKER__TOKEN",
+];
+
+fn raw_env(key: &str) -> Option<String> {
+    std::env::var(format!("BACKFLOW__{key}")).ok()
+}
+
+fn apply_raw_env(settings: &mut Settings) {
+    if let Some(store) = raw_env("CONTROL_PLANE__STORE") {
+        settings.control_plane.store = store;
+    }
+    if let Some(token) = raw_env("CONTROL_PLANE__WORKER_TOKEN") {
+        settings.control_plane.worker_token = Some(token);
+    }
+    if let Some(tokens) = raw_env("CONTROL_PLANE__API_TOKENS") {
+        // A comma-separated list, optionally in brackets: `a,b` or `[a, b]`.
+        let list = tokens.trim();
+        let list = list
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+            .unwrap_or(list);
+        settings.control_plane.api_tokens = list
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    if let Some(token) = raw_env("WORKER__TOKEN") {
+        settings.worker.token = Some(token);
     }
 }
 
@@ -228,6 +274,13 @@ fn auth_config(s: &ControlPlaneSettings) -> anyhow::Result<AuthConfig> {
         .iter()
         .map(|t| resolve("control_plane.api_tokens", t))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if !api_tokens.is_empty() && s.worker_token.is_none() {
+        // Otherwise anyone could lease runs, read connection configs and fake completions.
+        bail!(
+            "control_plane.worker_token must be set when control_plane.api_tokens are: \
+             the worker API would be open to anyone"
+        );
+    }
     Ok(AuthConfig {
         api_tokens: (!api_tokens.is_empty()).then_some(api_tokens),
         worker_token: s

@@ -74,8 +74,11 @@ pub async fn serve(
         .add_service(ConnectionServiceServer::new(ConnectionApi(Arc::clone(&cp))))
         .add_service(SyncServiceServer::new(SyncApi(Arc::clone(&cp))))
         .add_service(RunServiceServer::new(RunApi(Arc::clone(&cp))))
-        .add_service(WorkerServiceServer::new(WorkerApi(cp)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .add_service(WorkerServiceServer::new(WorkerApi(Arc::clone(&cp))))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            cp.stopping.cancel();
+        })
         .await?;
     Ok(())
 }

@@ -10,7 +10,9 @@ use backflow_control_plane::model::{
     SyncRecord,
 };
 use backflow_control_plane::store::{Dialect, Store, StoreError};
-use backflow_worker::engine::{RejectedOperation, RunCounts, StageTimings, SyncMode, SyncOptions};
+use backflow_worker::engine::{
+    Mapping, RejectedOperation, RunCounts, StageTimings, SyncMode, SyncOptions,
+};
 
 /// A store for one test, and what is needed to open a second handle on the same database
 /// and to clean up.
@@ -144,6 +146,7 @@ macro_rules! store_suite {
                 connection_in_use_cannot_be_deleted,
                 pagination,
                 complete_commits_run_snapshot_and_rejected_rows,
+                update_resets_the_snapshot_only_when_the_target_moves,
                 request_id_is_idempotent,
                 trigger_while_active_coalesces,
                 concurrent_enqueues_make_one_run,
@@ -567,6 +570,81 @@ mod cases {
         let page = store.list_syncs(Some("s1"), 10).await.unwrap();
         assert_eq!(page[0].definition.query, "SELECT 2");
         assert_eq!(sync_ids(page), ["s2", "s3"]);
+    }
+
+    pub async fn update_resets_the_snapshot_only_when_the_target_moves(f: &Fixture) {
+        let store = &f.store;
+        connections(store).await;
+        let record = sync(store, "scores", 3).await;
+        store.enqueue_run(&trigger("scores"), T0).await.unwrap();
+        let lease = lease(store, T0 + 100).await;
+        store
+            .complete_run(
+                &lease_ref(&lease),
+                &completion(10, 0, "scores/a.snap"),
+                T0 + 200,
+            )
+            .await
+            .unwrap();
+        let pointer = store.get_sync("scores").await.unwrap().snapshot;
+        assert!(pointer.is_some());
+
+        // Same target, other schedule and mode: the destination still holds what the
+        // snapshot says.
+        let mut same_target = record.definition.clone();
+        same_target.mode = SyncMode::Mirror;
+        same_target.schedule = Some(Schedule::Every { seconds: 60 });
+        same_target.query = "SELECT customer_id, churn_risk FROM scores WHERE 1 = 1".into();
+        let kept = store
+            .update_sync("scores", &same_target, T0 + 300)
+            .await
+            .unwrap();
+        assert_eq!(kept.snapshot, pointer);
+
+        // Another object, mapping or key: the next run must send every row.
+        for change in 0..3 {
+            store
+                .update_sync("scores", &same_target, T0 + 400)
+                .await
+                .unwrap();
+            commit_another_run(store, &pointer).await;
+            let mut moved = same_target.clone();
+            match change {
+                0 => moved.object = "public.scores_v2".into(),
+                1 => {
+                    moved.mappings = vec![Mapping {
+                        from: "churn_risk".into(),
+                        to: "risk".into(),
+                    }]
+                }
+                _ => moved.primary_key = vec!["customer_id".into(), "churn_risk".into()],
+            }
+            let reset = store.update_sync("scores", &moved, T0 + 500).await.unwrap();
+            assert_eq!(
+                reset.snapshot, None,
+                "change {change} keeps a stale snapshot"
+            );
+            assert_eq!(store.get_sync("scores").await.unwrap().snapshot, None);
+        }
+    }
+
+    /// Commits one more run so the sync has a snapshot pointer again.
+    async fn commit_another_run(store: &Store, pointer: &Option<SnapshotPointer>) {
+        if store.get_sync("scores").await.unwrap().snapshot.is_some() {
+            return;
+        }
+        store
+            .enqueue_run(&trigger("scores"), T0 + 410)
+            .await
+            .unwrap();
+        let lease = lease(store, T0 + 420).await;
+        let path = pointer
+            .as_ref()
+            .map_or("scores/b.snap", |p| p.path.as_str());
+        store
+            .complete_run(&lease_ref(&lease), &completion(10, 0, path), T0 + 430)
+            .await
+            .unwrap();
     }
 
     pub async fn complete_commits_run_snapshot_and_rejected_rows(f: &Fixture) {

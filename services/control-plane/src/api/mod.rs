@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::{now_millis, Millis, NewRun, Schedule};
 use crate::store::Store;
@@ -66,6 +67,9 @@ pub struct ControlPlane {
     pub work_available: Notify,
     /// Signalled when a run changes, so WatchRun streams react at once.
     pub run_changed: Notify,
+    /// Cancelled when the process stops: long polls answer "no work" and watch streams end,
+    /// so a graceful stop never waits on a worker's or a client's open call.
+    pub stopping: CancellationToken,
 }
 
 impl ControlPlane {
@@ -76,6 +80,7 @@ impl ControlPlane {
             config,
             work_available: Notify::new(),
             run_changed: Notify::new(),
+            stopping: CancellationToken::new(),
         })
     }
 

@@ -167,6 +167,13 @@ fn watch_stream(
                 () = changed => {}
                 () = tokio::time::sleep(WATCH_POLL) => {}
                 () = tx.closed() => return,
+                // The client reconnects to another replica (or this one after a restart).
+                () = cp.stopping.cancelled() => {
+                    let _ = tx
+                        .send(Err(Status::unavailable("the control plane is stopping; watch again")))
+                        .await;
+                    return;
+                }
             }
             let run = match cp.store.get_run(&id).await {
                 Ok(run) => run,

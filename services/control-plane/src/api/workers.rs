@@ -119,6 +119,9 @@ impl WorkerService for WorkerApi {
                 () = tokio::time::sleep_until(deadline) => {
                     return Ok(Response::new(PollWorkResponse { lease: None }));
                 }
+                () = cp.stopping.cancelled() => {
+                    return Ok(Response::new(PollWorkResponse { lease: None }));
+                }
             }
         }
     }

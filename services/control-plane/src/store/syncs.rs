@@ -102,8 +102,9 @@ impl Store {
         rows.iter().map(sync_from_row).collect()
     }
 
-    /// Replaces a sync's definition. The paused flag, the snapshot pointer, the last run and
-    /// the next schedule are kept (the scheduler re-plans from the new schedule itself).
+    /// Replaces a sync's definition. The paused flag, the last run and the next schedule are
+    /// kept; the snapshot pointer is kept unless the rows now go somewhere else (another
+    /// object, connection, key or column mapping), in which case the next run sends every row.
     pub async fn update_sync(
         &self,
         id: &str,
@@ -112,21 +113,34 @@ impl Store {
     ) -> Result<SyncRecord> {
         let mut tx = self.begin_write().await?;
         check_connections(&mut tx, self.dialect, definition).await?;
-        let updated = sqlx::query(
+        let current = fetch_sync(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found(KIND, id))?;
+        // The snapshot says what the destination object holds, column by column. Pointed at
+        // another object, connection, key or column naming, it would make the next run skip
+        // rows the new target has never seen; without it the next run sends everything.
+        let target_moved = current.definition.destination_connection
+            != definition.destination_connection
+            || current.definition.object != definition.object
+            || current.definition.primary_key != definition.primary_key
+            || current.definition.mappings != definition.mappings;
+        let reset = if target_moved {
+            ", snapshot_path = NULL, snapshot_rows = NULL"
+        } else {
+            ""
+        };
+        let sql = format!(
             "UPDATE syncs SET definition = $1, source_connection = $2, \
-             destination_connection = $3, updated_at = $4 WHERE id = $5",
-        )
-        .bind(to_json(definition)?)
-        .bind(&definition.source_connection)
-        .bind(&definition.destination_connection)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(StoreError::not_found(KIND, id));
-        }
+             destination_connection = $3, updated_at = $4{reset} WHERE id = $5"
+        );
+        sqlx::query(&sql)
+            .bind(to_json(definition)?)
+            .bind(&definition.source_connection)
+            .bind(&definition.destination_connection)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let stored = fetch_sync(&mut tx, id)
             .await?
             .ok_or_else(|| StoreError::not_found(KIND, id))?;
