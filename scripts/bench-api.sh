@@ -15,8 +15,11 @@ scripts/services.sh start >/dev/null
 eval "$(scripts/services.sh env)"
 export PATH="$PATH:$(go env GOPATH)/bin"
 command -v ghz >/dev/null || go install github.com/bojand/ghz/cmd/ghz@v0.121.0
-cargo build --release --locked -p backflow
-backflow="${CARGO_TARGET_DIR:-$root/target}/release/backflow"
+# BACKFLOW_BIN measures an already built binary instead of building the release one.
+if [ -z "${BACKFLOW_BIN:-}" ]; then
+  cargo build --release --locked -p backflow
+fi
+backflow="${BACKFLOW_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/backflow}"
 
 work=$(mktemp -d)
 pg="$BACKFLOW_TEST_POSTGRES_URL"
