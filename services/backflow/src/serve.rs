@@ -13,7 +13,7 @@ use backflow_control_plane::api::{ControlPlane, ControlPlaneConfig};
 use backflow_control_plane::auth::AuthConfig;
 use backflow_control_plane::server::{serve, TlsFiles};
 use backflow_control_plane::store::Store;
-use backflow_worker::runner::{run_worker, WorkerConfig};
+use backflow_worker::runner::{run_worker, snapshot_dir, WorkerConfig};
 use clap::Args;
 use figment::providers::{Env, Format, Serialized, Yaml};
 use figment::Figment;
@@ -250,22 +250,24 @@ fn shutdown_signal() -> CancellationToken {
     token
 }
 
-fn control_plane_config(s: &ControlPlaneSettings) -> ControlPlaneConfig {
-    let mut config = ControlPlaneConfig::new(absolute(&s.snapshots));
+fn control_plane_config(s: &ControlPlaneSettings) -> anyhow::Result<ControlPlaneConfig> {
+    let mut config = ControlPlaneConfig::new(absolute(&s.snapshots)?);
     config.heartbeat_interval = Duration::from_secs(s.heartbeat_interval_secs.max(1));
     config.retry_backoff = Duration::from_secs(s.retry_backoff_secs);
-    config
+    Ok(config)
 }
 
 /// Snapshot locations are handed to workers that may run in another directory.
-fn absolute(store: &str) -> String {
-    let path = Path::new(store.strip_prefix("file://").unwrap_or(store));
-    if path.is_absolute() {
-        return path.display().to_string();
-    }
-    std::env::current_dir()
-        .map(|d| d.join(path).display().to_string())
-        .unwrap_or_else(|_| store.to_owned())
+/// Parsed as workers parse it, so a location they would refuse stops the control plane at
+/// start instead of failing every run.
+fn absolute(store: &str) -> anyhow::Result<String> {
+    let dir = snapshot_dir(store).context("control_plane.snapshots")?;
+    let dir = if dir.is_absolute() {
+        dir
+    } else {
+        std::env::current_dir()?.join(dir)
+    };
+    Ok(dir.display().to_string())
 }
 
 fn auth_config(s: &ControlPlaneSettings) -> anyhow::Result<AuthConfig> {
@@ -327,7 +329,7 @@ async fn run_control_plane(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = open_store(&settings.store).await?;
-    let cp = ControlPlane::new(store.clone(), control_plane_config(settings));
+    let cp = ControlPlane::new(store.clone(), control_plane_config(settings)?);
     let scheduler = tokio::spawn(backflow_control_plane::scheduler::run_scheduler(
         Arc::clone(&cp),
         shutdown.clone().cancelled_owned(),

@@ -10,10 +10,3 @@ pub mod model;
 pub mod scheduler;
 pub mod server;
 pub mod store;
-
-use std::path::PathBuf;
-
-/// The directory of a snapshot store given as a path or a `file://` URL.
-pub fn snapshot_dir(store: &str) -> PathBuf {
-    PathBuf::from(store.strip_prefix("file://").unwrap_or(store))
-}

@@ -338,8 +338,12 @@ impl SyncService for SyncApi {
             .map_err(ApiError::from)?;
         let source = backflow_connectors::source(&connection.kind, &connection.config)
             .map_err(|e| ApiError::FailedPrecondition(format!("source connection: {e}")))?;
-        let snapshots = SnapshotStore::local(crate::snapshot_dir(&self.0.config.snapshot_store))
-            .map_err(|e| ApiError::Internal(format!("snapshot store: {e}")))?;
+        let snapshots = backflow_worker::runner::snapshot_dir(&self.0.config.snapshot_store)
+            .map_err(|e| ApiError::FailedPrecondition(format!("snapshot store: {e}")))
+            .and_then(|dir| {
+                SnapshotStore::local(dir)
+                    .map_err(|e| ApiError::Internal(format!("snapshot store: {e}")))
+            })?;
         let previous = sync.snapshot.as_ref().map(|s| SnapshotRef {
             path: s.path.clone(),
             rows: s.rows,

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::rows::{connection_from_row, fetch_connection, to_json, CONNECTION_COLUMNS};
+use super::rows::{connection_from_row, fetch_connection, lock_row, to_json, CONNECTION_COLUMNS};
 use super::{Result, Store, StoreError};
 use crate::model::ConnectionRecord;
 
@@ -103,18 +103,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // Locking the row makes a concurrent create_sync (which holds it FOR SHARE) wait, so
         // the usage check below cannot miss a sync being created.
-        let sql = format!(
-            "SELECT id FROM connections WHERE id = $1{}",
-            self.dialect.for_update()
-        );
-        if sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::not_found(KIND, id));
-        }
+        lock_row(&mut tx, "connections", KIND, id, self.dialect.for_update()).await?;
         let users: Vec<String> = sqlx::query(
             "SELECT id FROM syncs WHERE source_connection = $1 OR destination_connection = $1 \
              ORDER BY id",

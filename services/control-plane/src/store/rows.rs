@@ -208,3 +208,19 @@ pub(super) async fn fetch_run(
         .map(run_from_row)
         .transpose()
 }
+
+/// Fails with `NotFound { kind }` unless row `id` of `table` exists, and holds it with `lock`
+/// (a dialect's `FOR UPDATE` or `FOR SHARE`) until the transaction ends.
+pub(super) async fn lock_row(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    kind: &'static str,
+    id: &str,
+    lock: &str,
+) -> Result<()> {
+    let sql = format!("SELECT id FROM {table} WHERE id = $1{lock}");
+    match sqlx::query(&sql).bind(id).fetch_optional(conn).await? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::not_found(kind, id)),
+    }
+}

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::rows::{fetch_sync, sync_from_row, to_i64, to_json, SYNC_COLUMNS};
+use super::rows::{fetch_sync, lock_row, sync_from_row, to_i64, to_json, SYNC_COLUMNS};
 use super::{Dialect, Result, Store, StoreError};
 use crate::model::{Millis, Schedule, SyncDefinition, SyncRecord};
 
@@ -17,22 +17,11 @@ async fn check_connections(
     dialect: Dialect,
     definition: &SyncDefinition,
 ) -> Result<()> {
-    let sql = format!(
-        "SELECT id FROM connections WHERE id = $1{}",
-        dialect.for_share()
-    );
     for id in [
         &definition.source_connection,
         &definition.destination_connection,
     ] {
-        if sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::not_found("connection", id));
-        }
+        lock_row(conn, "connections", "connection", id, dialect.for_share()).await?;
     }
     Ok(())
 }
@@ -175,18 +164,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // The row lock waits for an enqueue in flight (it holds the row FOR KEY SHARE through
         // its foreign key), so the active-run check below sees the run it inserts.
-        let sql = format!(
-            "SELECT id FROM syncs WHERE id = $1{}",
-            self.dialect.for_update()
-        );
-        if sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::not_found(KIND, id));
-        }
+        lock_row(&mut tx, "syncs", KIND, id, self.dialect.for_update()).await?;
         let active = sqlx::query(
             "SELECT id, state FROM runs WHERE sync_id = $1 AND state IN ('queued', 'running')",
         )

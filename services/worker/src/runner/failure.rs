@@ -15,7 +15,7 @@ pub(crate) const WORKER_SHUTDOWN: &str = "worker_shutdown";
 
 /// A lease whose content cannot be run as it is.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LeaseError {
+pub enum LeaseError {
     /// The sync definition in the lease is incomplete or inconsistent.
     #[error("invalid sync definition in `{field}`: {message}")]
     InvalidSync {

@@ -24,6 +24,9 @@ mod report;
 mod slot;
 mod store_url;
 
+pub use failure::LeaseError;
+pub use store_url::snapshot_dir;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;

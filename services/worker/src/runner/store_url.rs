@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use crate::runner::failure::LeaseError;
 
-/// Resolves `lease.snapshot_store` to the local directory that holds the snapshots.
-pub(crate) fn snapshot_dir(location: &str) -> Result<PathBuf, LeaseError> {
+/// Resolves a snapshot store location (`lease.snapshot_store`, or the control plane's
+/// setting) to the local directory that holds the snapshots; one parser, so the worker and
+/// the control plane's dry runs always open the same place.
+pub fn snapshot_dir(location: &str) -> Result<PathBuf, LeaseError> {
     let location = location.trim();
     if location.is_empty() {
         return Err(LeaseError::invalid_lease(
