@@ -137,11 +137,13 @@ const RAW_ENV: &[&str] = &[
     "WORKER__TOKEN",
 ];
 
-fn raw_env(key: &str) -> Option<String> {
-    std::env::var(format!("BACKFLOW__{key}")).ok()
+fn apply_raw_env(settings: &mut Settings) {
+    apply_raw(settings, |key| {
+        std::env::var(format!("BACKFLOW__{key}")).ok()
+    });
 }
 
-fn apply_raw_env(settings: &mut Settings) {
+fn apply_raw(settings: &mut Settings, raw_env: impl Fn(&str) -> Option<String>) {
     if let Some(store) = raw_env("CONTROL_PLANE__STORE") {
         settings.control_plane.store = store;
     }
@@ -454,4 +456,61 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     store.close().await;
     println!("store migrated");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_store_urls_from_the_environment_stay_verbatim() {
+        let env = |key: &str| match key {
+            "CONTROL_PLANE__STORE" => Some("postgres://cp@127.0.0.1/00123".to_owned()),
+            "CONTROL_PLANE__WORKER_TOKEN" => Some("00123".to_owned()),
+            "CONTROL_PLANE__API_TOKENS" => Some("[12345, true]".to_owned()),
+            "WORKER__TOKEN" => Some("3.14".to_owned()),
+            _ => None,
+        };
+        let mut settings = Settings::default();
+        apply_raw(&mut settings, env);
+        assert_eq!(
+            settings.control_plane.store,
+            "postgres://cp@127.0.0.1/00123"
+        );
+        assert_eq!(
+            settings.control_plane.worker_token.as_deref(),
+            Some("00123")
+        );
+        assert_eq!(settings.control_plane.api_tokens, ["12345", "true"]);
+        assert_eq!(settings.worker.token.as_deref(), Some("3.14"));
+
+        let mut plain = Settings::default();
+        apply_raw(&mut plain, |key| {
+            (key == "CONTROL_PLANE__API_TOKENS").then(|| "a, b".to_owned())
+        });
+        assert_eq!(plain.control_plane.api_tokens, ["a", "b"]);
+    }
+
+    #[test]
+    fn api_tokens_without_a_worker_token_are_refused() {
+        let mut settings = ControlPlaneSettings {
+            api_tokens: vec!["t1".into()],
+            ..ControlPlaneSettings::default()
+        };
+        let err = auth_config(&settings).unwrap_err().to_string();
+        assert!(err.contains("worker_token"), "{err}");
+        settings.worker_token = Some("w1".into());
+        let auth = auth_config(&settings).unwrap();
+        assert_eq!(auth.worker_token.as_deref(), Some("w1"));
+        assert_eq!(auth.api_tokens, Some(vec!["t1".to_owned()]));
+    }
+
+    #[test]
+    fn snapshot_locations_workers_refuse_stop_the_control_plane() {
+        assert!(absolute("s3://bucket/snapshots").is_err());
+        assert!(absolute("file:///var/snapshots")
+            .unwrap()
+            .ends_with("/var/snapshots"));
+        assert!(Path::new(&absolute("rel/snaps").unwrap()).is_absolute());
+    }
 }
