@@ -326,7 +326,16 @@ async fn leases_run_and_commit_through_a_late_and_flaky_control_plane() {
     let p3 = third.snapshot.unwrap();
     assert_eq!(p3.path, "syncs/scores/r3-a1.parquet");
     assert!(f.snapshots.join(&p3.path).exists());
-    assert!(!f.snapshots.join(&p1.path).exists());
+    // The mock records the completion when it arrives; the worker deletes the old file only
+    // after it reads the answer, so give it a moment.
+    let old = f.snapshots.join(&p1.path);
+    let deleted = tokio::time::timeout(Duration::from_secs(5), async {
+        while old.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(deleted.is_ok(), "the superseded snapshot was not deleted");
 
     assert!(mock.with(|s| s.fails.is_empty()));
     assert!(mock.with(|s| s.tokens.iter().all(|t| t == "Bearer t0k")));
