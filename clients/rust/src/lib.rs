@@ -1,0 +1,1 @@
+//! Ergonomic Rust client for the backflow.v1 gRPC API.

@@ -1,0 +1,1 @@
+//! CockroachDB destination: the PostgreSQL wire protocol with CockroachDB's dialect.

@@ -1,0 +1,1 @@
+//! The destination contract suite, one set of cases instantiated per destination.

@@ -1,0 +1,1 @@
+//! MongoDB destination over the plain MongoDB protocol.
