@@ -1,0 +1,1 @@
+//! Firestore destination over the google.firestore.v1 gRPC API.
