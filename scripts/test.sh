@@ -10,6 +10,9 @@ eval "$(scripts/services.sh env)"
 # The API contract: buf's lint rules on backflow.v1.
 "${BACKFLOW_TOOLS_DIR:-/var/tmp/backflow-tools}/node_modules/.bin/buf" lint proto
 
+# The deployment files: the Helm chart rendered and validated offline, compose and Dockerfile parsed.
+scripts/test-deploy.sh
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
