@@ -16,3 +16,7 @@ scripts/test-deploy.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# The generated clients (Python, Go, TypeScript) against the binary the workspace tests just
+# built: stubs current, buf breaking against the previous commit, each client's own tests.
+BACKFLOW_BIN="${CARGO_TARGET_DIR:-target}/debug/backflow" scripts/test-clients.sh
