@@ -21,7 +21,7 @@ const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 30;
 /// The raw, user-written config of a PostgreSQL connection.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PostgresConfig {
+pub struct PostgresConfig {
     /// `postgres://user[:password]@host[:port]/database[?sslmode=…]`; may hold references.
     pub(crate) url: String,
     /// Overrides the URL's password; a reference (`${env:PG_PASSWORD}`) or a literal.
@@ -44,14 +44,16 @@ impl fmt::Debug for PostgresConfig {
 
 /// What a connection is used for: sources get read-only sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
+pub enum Role {
+    /// Read-only session (`default_transaction_read_only`).
     Source,
+    /// Writing session in UTC.
     Destination,
 }
 
 impl PostgresConfig {
     /// Parses and checks `raw` without any I/O; errors name the field.
-    pub(crate) fn validate(raw: &serde_json::Value) -> Result<Self, ConnectorError> {
+    pub fn validate(raw: &serde_json::Value) -> Result<Self, ConnectorError> {
         let cfg: PostgresConfig = config::parse(raw)?;
         secret::check_references("url", &cfg.url)?;
         if let Some(password) = &cfg.password {
@@ -81,12 +83,12 @@ impl PostgresConfig {
     }
 
     /// The URL with any password masked, for messages.
-    pub(crate) fn redacted_url(&self) -> String {
+    pub fn redacted_url(&self) -> String {
         secret::redact_url(&self.url)
     }
 
     /// Resolves the secrets and opens one dedicated connection.
-    pub(crate) async fn connect(&self, role: Role) -> Result<PgConnection, ConnectorError> {
+    pub async fn connect(&self, role: Role) -> Result<PgConnection, ConnectorError> {
         let url = secret::resolve("url", &self.url)?;
         let password = self
             .password

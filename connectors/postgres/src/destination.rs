@@ -26,7 +26,7 @@ use crate::table::{self, Table};
 use crate::types::{native_type, NativeType};
 
 /// Name of the row-number column of staging tables: ties staged rows back to the batch.
-const ROW_COLUMN: &str = "__backflow_row";
+pub(crate) const ROW_COLUMN: &str = "__backflow_row";
 /// The staging table of rows to write.
 const STAGE: &str = "pg_temp.\"__backflow_stage\"";
 /// The staging table of keys to delete.
@@ -52,21 +52,46 @@ impl PostgresDestination {
     ) -> Result<PostgresWriter, ConnectorError> {
         let plan = Plan::new(target)?;
         let mut conn = self.config.connect(Role::Destination).await?;
-        let table = match table::resolve(&mut conn, &plan.object).await? {
-            Some(oid) => table::load(&mut conn, oid).await?,
-            None if target.create_table => {
-                create_table(&mut conn, &plan).await?;
-                let oid = table::resolve(&mut conn, &plan.object)
-                    .await?
-                    .ok_or_else(|| {
-                        ConnectorError::internal("the table just created cannot be found")
-                    })?;
-                table::load(&mut conn, oid).await?
-            }
-            None => return Err(missing_table(&plan.object)),
-        };
-        validate_table(&mut conn, &plan, &table).await?;
+        let table = open_table(&mut conn, &plan, target.create_table).await?;
         PostgresWriter::start(conn, plan, table).await
+    }
+}
+
+/// Resolves the target table, creating it when allowed and missing, and validates it: what
+/// `open` does before any write.
+pub(crate) async fn open_table(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    create: bool,
+) -> Result<Table, ConnectorError> {
+    let table = match table::resolve(conn, &plan.object).await? {
+        Some(oid) => table::load(conn, oid).await?,
+        None if create => {
+            create_table(conn, plan).await?;
+            let oid = table::resolve(conn, &plan.object).await?.ok_or_else(|| {
+                ConnectorError::internal("the table just created cannot be found")
+            })?;
+            table::load(conn, oid).await?
+        }
+        None => return Err(missing_table(&plan.object)),
+    };
+    validate_table(conn, plan, &table).await?;
+    Ok(table)
+}
+
+/// Everything `check` verifies on an open connection, without creating anything.
+pub(crate) async fn check_table(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    create: bool,
+) -> Result<(), ConnectorError> {
+    match table::resolve(conn, &plan.object).await? {
+        Some(oid) => {
+            let table = table::load(conn, oid).await?;
+            validate_table(conn, plan, &table).await
+        }
+        None if create => table::check_creatable(conn, &plan.object).await,
+        None => Err(missing_table(&plan.object)),
     }
 }
 
@@ -81,19 +106,7 @@ impl Destination for PostgresDestination {
         async {
             let plan = Plan::new(target)?;
             let mut conn = self.config.connect(Role::Destination).await?;
-            let result = async {
-                match table::resolve(&mut conn, &plan.object).await? {
-                    Some(oid) => {
-                        let table = table::load(&mut conn, oid).await?;
-                        validate_table(&mut conn, &plan, &table).await
-                    }
-                    None if target.create_table => {
-                        table::check_creatable(&mut conn, &plan.object).await
-                    }
-                    None => Err(missing_table(&plan.object)),
-                }
-            }
-            .await;
+            let result = check_table(&mut conn, &plan, target.create_table).await;
             let _ = conn.close().await;
             result
         }
@@ -132,25 +145,25 @@ fn missing_table(object: &ObjectName) -> ConnectorError {
 
 /// One written column: its canonical type and the native type it is staged as.
 #[derive(Debug, Clone)]
-struct WriteColumn {
-    name: String,
-    canonical: CanonicalType,
-    native: NativeType,
+pub(crate) struct WriteColumn {
+    pub(crate) name: String,
+    pub(crate) canonical: CanonicalType,
+    pub(crate) native: NativeType,
 }
 
 /// What the target asks for, checked without I/O.
 #[derive(Debug, Clone)]
-struct Plan {
-    object: ObjectName,
-    columns: Vec<WriteColumn>,
-    primary_key: Vec<String>,
-    mode: WriteMode,
+pub(crate) struct Plan {
+    pub(crate) object: ObjectName,
+    pub(crate) columns: Vec<WriteColumn>,
+    pub(crate) primary_key: Vec<String>,
+    pub(crate) mode: WriteMode,
     initial_load: bool,
     deletes: bool,
 }
 
 impl Plan {
-    fn new(target: &WriteTarget) -> Result<Self, ConnectorError> {
+    pub(crate) fn new(target: &WriteTarget) -> Result<Self, ConnectorError> {
         let object = ObjectName::parse(&target.object)?;
         let mut columns: Vec<WriteColumn> = Vec::with_capacity(target.schema.fields().len());
         for field in target.schema.fields() {

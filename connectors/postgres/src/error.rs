@@ -9,7 +9,7 @@ use backflow_connector_core::{ConnectorError, ErrorKind};
 use sqlx::postgres::PgDatabaseError;
 
 /// The SQLSTATE of a database error, if `e` is one.
-pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<&str> {
+pub fn sqlstate(e: &sqlx::Error) -> Option<&str> {
     match e {
         sqlx::Error::Database(db) => db
             .try_downcast_ref::<PgDatabaseError>()
@@ -20,7 +20,7 @@ pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<&str> {
 
 /// Whether `e` is about particular rows (a value, a constraint, a key met twice), so that
 /// splitting the batch can isolate the offending rows.
-pub(crate) fn is_row_level(e: &sqlx::Error) -> bool {
+pub fn is_row_level(e: &sqlx::Error) -> bool {
     sqlstate(e).is_some_and(is_row_level_code)
 }
 
@@ -68,7 +68,7 @@ fn kind_of(code: &str) -> (ErrorKind, bool) {
 
 /// Turns a sqlx error into a [`ConnectorError`]: SQLSTATE-based kind, the database's message,
 /// `with_code(sqlstate)` and the column the database names, if any.
-pub(crate) fn classify(e: sqlx::Error) -> ConnectorError {
+pub fn classify(e: sqlx::Error) -> ConnectorError {
     match e {
         sqlx::Error::Database(db) => match db.try_downcast_ref::<PgDatabaseError>() {
             Some(pg) => {

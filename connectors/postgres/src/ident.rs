@@ -7,7 +7,7 @@
 use backflow_connector_core::ConnectorError;
 
 /// Double-quotes an identifier, doubling embedded quotes.
-pub(crate) fn quote(name: &str) -> String {
+pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

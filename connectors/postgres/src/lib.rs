@@ -73,6 +73,7 @@ mod destination;
 mod error;
 mod ident;
 mod numeric;
+pub mod shared;
 mod source;
 mod table;
 mod types;
