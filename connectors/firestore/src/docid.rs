@@ -1,0 +1,172 @@
+//! Document ids from primary keys.
+//!
+//! Each key value is rendered as text (integers in decimal, strings as they are, decimals as
+//! written, dates `YYYY-MM-DD`, timestamps `YYYY-MM-DDTHH:MM:SS.ffffffZ`, UUIDs hyphenated,
+//! booleans `true`/`false`), then `%`, `/` and `|` are percent-encoded (`%25`, `%2F`, `%7C`)
+//! and the parts of a composite key are joined with `|`. A single string key without those
+//! characters is therefore its own document id (`acme` → `acme`, `(7, "a/b")` → `7|a%2Fb`).
+//! Ids Firestore reserves are escaped too: `.` and `..` become `%2E`, `%2E%2E`, and an id of
+//! the form `__…__` starts with `%5F`. Because `%` itself is always encoded, distinct keys
+//! always get distinct ids. NULL key parts, empty ids and ids over 1,500 bytes are rejected
+//! rows.
+
+use arrow::array::{Array, ArrayRef};
+use backflow_connector_core::{CanonicalType, ConnectorError};
+
+/// Firestore's maximum document id length, in bytes.
+const MAX_ID_BYTES: usize = 1500;
+
+/// Whether a key column of this type has a stable text form for ids.
+pub(crate) fn key_type_supported(ty: &CanonicalType) -> bool {
+    !matches!(
+        ty,
+        CanonicalType::Float32
+            | CanonicalType::Float64
+            | CanonicalType::Binary
+            | CanonicalType::Json
+    )
+}
+
+/// Builds the id of each row from its key columns.
+pub(crate) struct KeyColumns<'a> {
+    columns: Vec<(&'a str, &'a CanonicalType, &'a ArrayRef)>,
+}
+
+impl<'a> KeyColumns<'a> {
+    /// The key columns of one batch, in key order.
+    pub(crate) fn new(columns: Vec<(&'a str, &'a CanonicalType, &'a ArrayRef)>) -> Self {
+        Self { columns }
+    }
+
+    /// The document id of `row`, or why the row has none (the rejected row's message, and the
+    /// key column at fault when one is).
+    pub(crate) fn id(&self, row: usize) -> Result<String, (Option<String>, String)> {
+        let mut id = String::new();
+        for (i, (name, ty, array)) in self.columns.iter().enumerate() {
+            if array.is_null(row) {
+                return Err((
+                    Some(name.to_string()),
+                    "primary key value is NULL".to_string(),
+                ));
+            }
+            let text = crate::value::text(ty, array, row)
+                .ok_or_else(|| {
+                    (
+                        Some(name.to_string()),
+                        "key type has no text form".to_string(),
+                    )
+                })?
+                .map_err(|e| (Some(name.to_string()), e))?;
+            if i > 0 {
+                id.push('|');
+            }
+            escape_into(&text, &mut id);
+        }
+        finish(id).map_err(|e| (None, e))
+    }
+}
+
+fn escape_into(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '/' => out.push_str("%2F"),
+            '|' => out.push_str("%7C"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn finish(id: String) -> Result<String, String> {
+    let id = match id.as_str() {
+        "" => return Err("the primary key gives an empty document id".to_string()),
+        "." => "%2E".to_string(),
+        ".." => "%2E%2E".to_string(),
+        s if s.len() >= 4 && s.starts_with("__") && s.ends_with("__") => format!("%5F{}", &s[1..]),
+        _ => id,
+    };
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!(
+            "the document id from the primary key is {} bytes, over Firestore's {MAX_ID_BYTES}",
+            id.len()
+        ));
+    }
+    Ok(id)
+}
+
+/// Checks the `collection` path (`orders`, or `users/u1/orders` for a subcollection) and
+/// returns its segments.
+pub(crate) fn collection_path(object: &str) -> Result<String, ConnectorError> {
+    let segments: Vec<&str> = object.split('/').collect();
+    let bad = segments.iter().any(|s| {
+        s.is_empty() || *s == "." || *s == ".." || (s.starts_with("__") && s.ends_with("__"))
+    });
+    if bad || segments.len().is_multiple_of(2) {
+        return Err(ConnectorError::config(
+            "collection",
+            format!(
+                "`{object}` is not a Firestore collection path: a collection id, or \
+                 `collection/document/subcollection` with an odd number of non-empty segments"
+            ),
+        ));
+    }
+    Ok(object.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use std::sync::Arc;
+
+    fn ids(columns: Vec<(&str, CanonicalType, ArrayRef)>) -> Vec<Result<String, String>> {
+        let rows = columns[0].2.len();
+        let refs = columns.iter().map(|(n, t, a)| (*n, t, a)).collect();
+        let keys = KeyColumns::new(refs);
+        (0..rows).map(|r| keys.id(r).map_err(|e| e.1)).collect()
+    }
+
+    #[test]
+    fn escapes_separators_and_reserved_ids() {
+        let s: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("acme"),
+            Some("a/b|c%"),
+            Some("."),
+            Some("__x__"),
+            Some(""),
+            None,
+        ]));
+        let got = ids(vec![("k", CanonicalType::Text, s)]);
+        assert_eq!(got[0].as_deref(), Ok("acme"));
+        assert_eq!(got[1].as_deref(), Ok("a%2Fb%7Cc%25"));
+        assert_eq!(got[2].as_deref(), Ok("%2E"));
+        assert_eq!(got[3].as_deref(), Ok("%5F_x__"));
+        assert!(got[4].as_ref().unwrap_err().contains("empty"));
+        assert!(got[5].as_ref().unwrap_err().contains("NULL"));
+    }
+
+    #[test]
+    fn composite_keys_join_with_a_bar() {
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![7, -1]));
+        let b: ArrayRef = Arc::new(StringArray::from(vec!["a|b", ""]));
+        let got = ids(vec![
+            ("a", CanonicalType::Int64, a),
+            ("b", CanonicalType::Text, b),
+        ]);
+        assert_eq!(got[0].as_deref(), Ok("7|a%7Cb"));
+        assert_eq!(got[1].as_deref(), Ok("-1|"));
+    }
+
+    #[test]
+    fn collection_paths_need_an_odd_segment_count() {
+        assert!(collection_path("orders").is_ok());
+        assert!(collection_path("users/u1/orders").is_ok());
+        for bad in ["", "users/u1", "a//b", "__x__"] {
+            assert_eq!(
+                collection_path(bad).unwrap_err().field(),
+                Some("collection"),
+                "{bad}"
+            );
+        }
+    }
+}
