@@ -425,6 +425,10 @@ impl Proc {
                 command.env_remove(&key);
             }
         }
+        // Admin servers on any free port, so parallel tests never compete for 9090/9091.
+        command
+            .env("BACKFLOW__CONTROL_PLANE__ADMIN_LISTEN", "127.0.0.1:0")
+            .env("BACKFLOW__WORKER__ADMIN_LISTEN", "127.0.0.1:0");
         for (key, value) in envs {
             command.env(key, value);
         }
@@ -1079,6 +1083,16 @@ impl CliOutput {
 
 /// Runs `backflow --server http://ADDR ARGS` in the test directory (at most 60 s).
 pub async fn run_cli(env: &TestEnv, addr: &str, args: &[&str]) -> Result<CliOutput> {
+    run_cli_with_env(env, addr, args, &[]).await
+}
+
+/// [`run_cli`] with `envs` added to the environment (after the `BACKFLOW_*` clean-up).
+pub async fn run_cli_with_env(
+    env: &TestEnv,
+    addr: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<CliOutput> {
     let bin = backflow_bin()?;
     let server = format!("http://{addr}");
     let mut command = Command::new(&bin);
@@ -1095,6 +1109,9 @@ pub async fn run_cli(env: &TestEnv, addr: &str, args: &[&str]) -> Result<CliOutp
             command.env_remove(&key);
         }
     }
+    for (key, value) in envs {
+        command.env(key, value);
+    }
     let output = tokio::time::timeout(Duration::from_secs(60), command.output())
         .await
         .with_context(|| format!("`backflow {}` did not finish within 60 s", args.join(" ")))?
@@ -1103,5 +1120,52 @@ pub async fn run_cli(env: &TestEnv, addr: &str, args: &[&str]) -> Result<CliOutp
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain HTTP (admin ports, Jaeger's query API)
+
+/// `GET url` over HTTP/1.0 on loopback (so the answer is never chunked): the status code and
+/// the body.
+pub async fn http_get(url: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let parsed = url::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
+    let host = parsed.host_str().context("no host")?;
+    let port = parsed.port_or_known_default().context("no port")?;
+    let mut path = parsed.path().to_owned();
+    if let Some(query) = parsed.query() {
+        path = format!("{path}?{query}");
+    }
+    let mut stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .with_context(|| format!("connecting to {host}:{port}"))?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n").as_bytes())
+        .await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .with_context(|| format!("GET {url} did not answer within 30 s"))??;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("GET {url}: malformed answer"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("GET {url}: no status in `{head}`"))?;
+    Ok((status, body.to_owned()))
+}
+
+/// The value of a test service's environment variable; fails naming `scripts/services.sh`
+/// when it is missing, since these tests never skip.
+pub fn service_env(var: &str) -> Result<String> {
+    std::env::var(var).with_context(|| {
+        format!(
+            "{var} is not set: run `scripts/services.sh start` and \
+             `eval \"$(scripts/services.sh env)\"` first"
+        )
     })
 }

@@ -9,8 +9,8 @@ mod demo_data;
 mod local_run;
 mod serve;
 
+use backflow_common::telemetry::{self, LogFormat, TelemetryOptions};
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// Backflow: reverse ETL from warehouses into application databases.
 #[derive(Debug, Parser)]
@@ -20,6 +20,14 @@ struct Cli {
     command: Command,
     #[command(flatten)]
     client: cli::ClientArgs,
+    /// Log lines as `text` (for a terminal) or `json` (one object per line, for collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "BACKFLOW__LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,15 +55,19 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Services log what they do; one-shot commands only warn, so their output stays readable.
-    let default_level = match cli.command {
-        Command::Standalone(_) | Command::ControlPlane(_) | Command::Worker(_) => "info",
-        _ => "warn",
+    let (default_level, service_name) = match cli.command {
+        Command::Standalone(_) => ("info", "backflow"),
+        Command::ControlPlane(_) => ("info", "backflow-control-plane"),
+        Command::Worker(_) => ("info", "backflow-worker"),
+        Command::Client(_) => ("warn", "backflow-cli"),
+        _ => ("warn", "backflow"),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match cli.command {
+    let telemetry = telemetry::init(&TelemetryOptions {
+        service_name,
+        log_format: cli.log_format,
+        default_level,
+    })?;
+    let result = match cli.command {
         Command::Standalone(args) => serve::standalone(args).await,
         Command::ControlPlane(args) => serve::control_plane(args).await,
         Command::Worker(args) => serve::worker(args).await,
@@ -64,6 +76,19 @@ async fn main() -> anyhow::Result<()> {
         Command::DemoData(args) => demo_data::run(args),
         Command::Bench(args) => bench::run(args).await,
         // Client verbs print their own one-line errors and choose the exit status.
-        Command::Client(command) => std::process::exit(cli::run(cli.client, command).await),
+        Command::Client(command) => {
+            let code = cli::run(cli.client, command).await;
+            flush(telemetry).await;
+            std::process::exit(code)
+        }
+    };
+    flush(telemetry).await;
+    result
+}
+
+/// Sends the spans still queued (bounded wait) off the runtime's threads.
+async fn flush(telemetry: telemetry::Telemetry) {
+    if telemetry.tracing_enabled() {
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     }
 }

@@ -8,12 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use backflow_common::admin::{self, Admin, ReadinessCheck};
 use backflow_connector_core::secret;
 use backflow_control_plane::api::{ControlPlane, ControlPlaneConfig};
 use backflow_control_plane::auth::AuthConfig;
+use backflow_control_plane::model::now_millis;
 use backflow_control_plane::server::{serve, TlsFiles};
 use backflow_control_plane::store::Store;
-use backflow_worker::runner::{run_worker, snapshot_dir, WorkerConfig};
+use backflow_control_plane::telemetry;
+use backflow_worker::runner::{run_worker, snapshot_dir, WorkerConfig, WorkerStatus};
 use clap::Args;
 use figment::providers::{Env, Format, Serialized, Yaml};
 use figment::Figment;
@@ -44,6 +47,8 @@ pub struct ControlPlaneSettings {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS.
     pub tls_key: Option<PathBuf>,
+    /// Address of the admin HTTP server (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_listen: String,
 }
 
 impl Default for ControlPlaneSettings {
@@ -58,6 +63,7 @@ impl Default for ControlPlaneSettings {
             worker_token: None,
             tls_cert: None,
             tls_key: None,
+            admin_listen: "127.0.0.1:9090".into(),
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Seconds a run may take to finish after SIGTERM before it is handed back.
     pub shutdown_grace_secs: u64,
+    /// Address of the admin HTTP server (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_listen: String,
 }
 
 impl Default for WorkerSettings {
@@ -83,6 +91,7 @@ impl Default for WorkerSettings {
             token: None,
             concurrency: 2,
             shutdown_grace_secs: 30,
+            admin_listen: "127.0.0.1:9091".into(),
         }
     }
 }
@@ -117,7 +126,10 @@ impl ConfigArgs {
         let mut settings: Settings = figment
             .merge(
                 Env::prefixed("BACKFLOW__")
-                    .filter(|key| !RAW_ENV.iter().any(|raw| key == *raw))
+                    .filter(|key| {
+                        // The log format is read by the command line (`--log-format`).
+                        key != "LOG_FORMAT" && !RAW_ENV.iter().any(|raw| key == *raw)
+                    })
                     .split("__")
                     .lowercase(true),
             )
@@ -183,6 +195,9 @@ pub struct StandaloneArgs {
     /// Runs executed at once by the embedded worker.
     #[arg(long)]
     workers: Option<usize>,
+    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`) of the whole process.
+    #[arg(long)]
+    admin_listen: Option<String>,
 }
 
 /// `backflow control-plane`.
@@ -202,6 +217,9 @@ pub struct ControlPlaneArgs {
     /// Worker heartbeat interval in seconds.
     #[arg(long)]
     heartbeat_interval_secs: Option<u64>,
+    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`).
+    #[arg(long)]
+    admin_listen: Option<String>,
 }
 
 /// `backflow worker`.
@@ -215,6 +233,9 @@ pub struct WorkerArgs {
     /// Runs executed at once.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`).
+    #[arg(long)]
+    admin_listen: Option<String>,
 }
 
 /// `backflow migrate`.
@@ -328,10 +349,31 @@ async fn open_store(url: &str) -> anyhow::Result<Store> {
 async fn run_control_plane(
     settings: &ControlPlaneSettings,
     listener: TcpListener,
+    mut admin: Option<Admin>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = open_store(&settings.store).await?;
     let cp = ControlPlane::new(store.clone(), control_plane_config(settings)?);
+    if let Some(admin) = admin.as_mut() {
+        let (scrape, ready) = (store.clone(), store.clone());
+        admin.before_scrape.push(Arc::new(move || {
+            let store = scrape.clone();
+            Box::pin(async move { telemetry::refresh_queue_gauges(&store).await })
+        }));
+        admin.readiness.push(Arc::new(move || {
+            let store = ready.clone();
+            Box::pin(async move {
+                store
+                    .queue_stats(now_millis())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("the store does not answer: {e}"))
+            })
+        }));
+    }
+    if let Some(admin) = admin {
+        spawn_admin(&settings.admin_listen, admin, shutdown.clone()).await?;
+    }
     let scheduler = tokio::spawn(backflow_control_plane::scheduler::run_scheduler(
         Arc::clone(&cp),
         shutdown.clone().cancelled_owned(),
@@ -384,6 +426,9 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     if let Some(workers) = args.workers {
         settings.worker.concurrency = workers;
     }
+    if let Some(admin_listen) = args.admin_listen {
+        settings.control_plane.admin_listen = admin_listen;
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -401,11 +446,16 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         settings.worker.concurrency
     );
     let shutdown = shutdown_signal();
+    let worker_config = worker_config(&settings.worker)?;
+    let mut admin = Admin::new(backflow_common::metrics::install()?);
+    admin
+        .readiness
+        .push(worker_ready(worker_config.status.clone()));
     let worker = tokio::spawn(run_worker(
-        worker_config(&settings.worker)?,
+        worker_config,
         shutdown.clone().cancelled_owned(),
     ));
-    run_control_plane(&settings.control_plane, listener, shutdown).await?;
+    run_control_plane(&settings.control_plane, listener, Some(admin), shutdown).await?;
     worker.await??;
     Ok(())
 }
@@ -425,6 +475,9 @@ pub async fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
     if let Some(secs) = args.heartbeat_interval_secs {
         settings.heartbeat_interval_secs = secs;
     }
+    if let Some(admin_listen) = args.admin_listen {
+        settings.admin_listen = admin_listen;
+    }
     let listener = TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -432,7 +485,8 @@ pub async fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         "backflow control plane listening on {}",
         listener.local_addr()?
     );
-    run_control_plane(&settings, listener, shutdown_signal()).await
+    let admin = Admin::new(backflow_common::metrics::install()?);
+    run_control_plane(&settings, listener, Some(admin), shutdown_signal()).await
 }
 
 /// `backflow worker`.
@@ -444,9 +498,51 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     if let Some(concurrency) = args.concurrency {
         settings.concurrency = concurrency;
     }
+    if let Some(admin_listen) = args.admin_listen {
+        settings.admin_listen = admin_listen;
+    }
     let config = worker_config(&settings)?;
     info!(server = %settings.server, concurrency = config.concurrency, "worker starting");
-    run_worker(config, shutdown_signal().cancelled_owned()).await?;
+    let shutdown = shutdown_signal();
+    let mut admin = Admin::new(backflow_common::metrics::install()?);
+    admin.readiness.push(worker_ready(config.status.clone()));
+    spawn_admin(&settings.admin_listen, admin, shutdown.clone()).await?;
+    run_worker(config, shutdown.cancelled_owned()).await?;
+    Ok(())
+}
+
+/// The worker's readiness: it reaches its control plane.
+fn worker_ready(status: WorkerStatus) -> ReadinessCheck {
+    Arc::new(move || {
+        let connected = status.is_connected();
+        Box::pin(async move {
+            if connected {
+                Ok(())
+            } else {
+                Err("the worker does not reach its control plane".to_owned())
+            }
+        })
+    })
+}
+
+/// Starts the admin HTTP server on `addr` until `shutdown`. A port already in use is logged
+/// and the process goes on without it (probes then fail visibly), so a second process on one
+/// machine still runs.
+async fn spawn_admin(addr: &str, admin: Admin, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::error!(admin_listen = %addr, "admin server disabled: the address is in use");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("admin_listen: cannot listen on {addr}")),
+    };
+    info!(admin_listen = %listener.local_addr()?, "admin server listening");
+    tokio::spawn(async move {
+        if let Err(e) = admin::serve(listener, admin, shutdown.cancelled_owned()).await {
+            tracing::error!(error = %e, "admin server stopped");
+        }
+    });
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::api::{next_fire, ControlPlane};
 use crate::error::ApiError;
@@ -55,7 +55,9 @@ async fn reap(cp: &ControlPlane) {
     match cp.store.requeue_expired(now_millis(), 0).await {
         Ok(runs) if runs.is_empty() => {}
         Ok(runs) => {
+            crate::telemetry::leases_expired(runs.len());
             for run in &runs {
+                crate::telemetry::run_finished(run);
                 warn!(run_id = %run.id, attempt = run.attempt, state = run.state.as_str(), "lease expired");
             }
             cp.work_available.notify_waiters();
@@ -76,14 +78,18 @@ async fn fire_due(cp: &ControlPlane) {
         }
     };
     for sync in due {
+        // A scheduled run has no caller: its trace starts here.
+        let span = tracing::info_span!(parent: None, "sync.schedule", backflow.sync = %sync.id);
+        let traceparent = span.in_scope(backflow_worker::trace_context::current_traceparent);
         let queued = cp
             .enqueue(&NewRun {
                 sync_id: sync.id.clone(),
                 trigger: RunTrigger::Schedule,
                 full_resync: false,
                 request_id: None,
-                traceparent: None,
+                traceparent,
             })
+            .instrument(span)
             .await;
         match queued {
             Ok(q) if q.coalesced => {

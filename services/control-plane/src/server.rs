@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use backflow_common::telemetry::grpc::GrpcTelemetryLayer;
 use backflow_proto::v1::connection_service_server::ConnectionServiceServer;
 use backflow_proto::v1::run_service_server::RunServiceServer;
 use backflow_proto::v1::sync_service_server::SyncServiceServer;
@@ -68,6 +69,7 @@ pub async fn serve(
             .map_err(|e| ServerError::Tls(e.to_string()))?;
     }
     builder
+        .layer(GrpcTelemetryLayer)
         .layer(AuthLayer(auth))
         .add_service(health_service)
         .add_service(reflection)

@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod runner;
+pub mod trace_context;
 
 pub use engine::{
     Engine, EngineError, PlanInput, PlanResult, RunInput, RunResult, SyncMode, SyncSpec,

@@ -30,7 +30,8 @@ pub struct ClientArgs {
     pub token: Option<String>,
 }
 
-/// Adds `authorization: Bearer …` to every request when a token is configured.
+/// Adds `authorization: Bearer …` to every request when a token is configured, and the W3C
+/// trace context of the command's span.
 #[derive(Debug, Clone, Default)]
 pub struct BearerAuth {
     header: Option<MetadataValue<Ascii>>,
@@ -52,6 +53,7 @@ impl BearerAuth {
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        backflow_worker::trace_context::inject_current(request.metadata_mut());
         if let Some(header) = &self.header {
             request
                 .metadata_mut()

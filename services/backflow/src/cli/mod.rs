@@ -17,6 +17,7 @@ mod trigger;
 use std::io::Write as _;
 
 use clap::Subcommand;
+use tracing::Instrument as _;
 
 pub use client::ClientArgs;
 
@@ -44,6 +45,21 @@ pub enum ClientCommand {
 }
 
 /// How a verb ended when it did not fail outright.
+impl ClientCommand {
+    /// The verb, as typed, naming the command's span.
+    fn verb(&self) -> &'static str {
+        match self {
+            ClientCommand::Apply(_) => "apply",
+            ClientCommand::Syncs(_) => "syncs",
+            ClientCommand::Trigger(_) => "trigger",
+            ClientCommand::Runs(_) => "runs",
+            ClientCommand::Rejected(_) => "rejected",
+            ClientCommand::Plan(_) => "plan",
+            ClientCommand::Connections(_) => "connections",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Exit 0.
@@ -56,7 +72,15 @@ pub enum Outcome {
 /// Runs one client verb and returns the process exit status; errors are printed as one
 /// `error: …` line.
 pub async fn run(args: ClientArgs, command: ClientCommand) -> i32 {
-    let code = match execute(&args, command).await {
+    // One span for the whole command; its context travels with every call, so the control
+    // plane's spans, and a triggered run's, join this trace.
+    let span = tracing::info_span!(
+        "cli",
+        otel.name = %format!("backflow {}", command.verb()),
+        otel.kind = "client",
+        rpc.system = "grpc",
+    );
+    let code = match execute(&args, command).instrument(span).await {
         Ok(Outcome::Success) => 0,
         Ok(Outcome::Failed) => 1,
         Err(e) => {

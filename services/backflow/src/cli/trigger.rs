@@ -48,6 +48,9 @@ pub async fn run(client: &mut Client, args: TriggerArgs) -> anyhow::Result<Outco
     if !args.wait {
         return Ok(Outcome::Success);
     }
+    if !run.trace_id.is_empty() {
+        println!("trace id {}", run.trace_id);
+    }
     follow(client, &run.name).await
 }
 

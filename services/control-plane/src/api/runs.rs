@@ -101,6 +101,7 @@ impl RunService for RunApi {
             .cancel_run(&id, now_millis())
             .await
             .map_err(ApiError::from)?;
+        crate::telemetry::run_finished(&run);
         self.0.run_changed.notify_waiters();
         Ok(Response::new(CancelRunResponse {
             run: Some(run_to_proto(&run)),

@@ -43,13 +43,17 @@ const UPDATABLE: &[&str] = &[
     "options",
 ];
 
-/// The W3C `traceparent` a caller sent, stored on the run it queues.
+/// The W3C `traceparent` stored on a run this request queues: this handler's span when
+/// traces are on (the run's spans follow the control plane's), else the one the caller sent,
+/// so the caller's trace continues in the workers even when this process exports nothing.
 pub(crate) fn traceparent(metadata: &MetadataMap) -> Option<String> {
-    metadata
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| crate::convert::trace_id(v).is_some())
-        .map(str::to_owned)
+    backflow_worker::trace_context::current_traceparent().or_else(|| {
+        metadata
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| crate::convert::trace_id(v).is_some())
+            .map(str::to_owned)
+    })
 }
 
 impl SyncApi {

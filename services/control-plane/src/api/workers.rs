@@ -72,7 +72,12 @@ impl WorkerApi {
 
 #[tonic::async_trait]
 impl WorkerService for WorkerApi {
-    #[instrument(name = "WorkerService/PollWork", skip_all, fields(worker))]
+    #[instrument(
+        name = "WorkerService/PollWork",
+        level = "debug",
+        skip_all,
+        fields(worker)
+    )]
     async fn poll_work(
         &self,
         request: Request<PollWorkRequest>,
@@ -108,6 +113,7 @@ impl WorkerService for WorkerApi {
                     worker = %req.worker_id,
                     "run leased"
                 );
+                crate::telemetry::run_leased(&lease.run, &lease.sync.id);
                 cp.run_changed.notify_waiters();
                 return Ok(Response::new(PollWorkResponse {
                     lease: Some(self.lease_to_proto(lease)),
@@ -126,7 +132,7 @@ impl WorkerService for WorkerApi {
         }
     }
 
-    #[instrument(name = "WorkerService/Heartbeat", skip_all)]
+    #[instrument(name = "WorkerService/Heartbeat", level = "debug", skip_all)]
     async fn heartbeat(
         &self,
         request: Request<HeartbeatRequest>,
@@ -152,7 +158,7 @@ impl WorkerService for WorkerApi {
         Ok(Response::new(HeartbeatResponse { leases: statuses }))
     }
 
-    #[instrument(name = "WorkerService/ReportProgress", skip_all)]
+    #[instrument(name = "WorkerService/ReportProgress", level = "debug", skip_all)]
     async fn report_progress(
         &self,
         request: Request<ReportProgressRequest>,
@@ -206,6 +212,7 @@ impl WorkerService for WorkerApi {
                 e
             })?;
         info!(run_id = %run.id, sync = %run.sync_id, written = run.counts.written, "run succeeded");
+        crate::telemetry::run_finished(&run);
         self.0.run_changed.notify_waiters();
         // "After sync X succeeds" triggers.
         for follower in self
@@ -257,6 +264,7 @@ impl WorkerService for WorkerApi {
             )
             .await
             .map_err(ApiError::from)?;
+        crate::telemetry::run_finished(&run);
         match run.state {
             RunState::Queued => info!(
                 run_id = %run.id,

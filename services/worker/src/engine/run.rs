@@ -57,6 +57,10 @@ pub struct RunInput<'a> {
 #[derive(Debug, Clone)]
 pub struct Engine {
     snapshots: SnapshotStore,
+    /// OpenTelemetry `db.system` of the source and the destination, for the spans that talk
+    /// to them; unset when the caller does not know the connector kinds.
+    source_system: Option<String>,
+    destination_system: Option<String>,
 }
 
 enum Work {
@@ -130,7 +134,19 @@ struct Differ<'a> {
 impl Engine {
     /// An engine writing snapshots to `snapshots`.
     pub fn new(snapshots: SnapshotStore) -> Self {
-        Self { snapshots }
+        Self {
+            snapshots,
+            source_system: None,
+            destination_system: None,
+        }
+    }
+
+    /// Names the source's and the destination's connector kinds (`postgres`, `files`, …), so
+    /// the `source.read` and `destination.write` spans carry OpenTelemetry's `db.system`.
+    pub fn with_systems(mut self, source_kind: &str, destination_kind: &str) -> Self {
+        self.source_system = Some(db_system(source_kind).to_owned());
+        self.destination_system = Some(db_system(destination_kind).to_owned());
+        self
     }
 
     /// The snapshot store, for callers that load or prune snapshots.
@@ -142,10 +158,12 @@ impl Engine {
     /// acknowledged, idempotent writes, and the previous snapshot stays current.
     pub async fn run(&self, input: RunInput<'_>) -> Result<RunResult, EngineError> {
         let span = info_span!("sync.run", backflow.sync = %input.spec.name, backflow.run_id = %input.run_id);
-        self.run_inner(input).instrument(span).await
+        self.execute(input).instrument(span).await
     }
 
-    async fn run_inner(&self, input: RunInput<'_>) -> Result<RunResult, EngineError> {
+    /// [`Engine::run`] without opening a `sync.run` span, for a caller that opened its own: the
+    /// worker's continues the run's trace and also covers the commit.
+    pub async fn execute(&self, input: RunInput<'_>) -> Result<RunResult, EngineError> {
         let started = Instant::now();
         let spec = input.spec;
         let batch_size = spec.options.batch_size.max(1);
@@ -190,16 +208,25 @@ impl Engine {
         let mut tasks: JoinSet<()> = JoinSet::new();
         let (source_tx, mut source_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (read_time_tx, read_time_rx) = tokio::sync::oneshot::channel();
-        tasks.spawn(
-            read_source(stream, source_tx, read_time_tx).instrument(info_span!("source.read")),
+        let read_span = info_span!(
+            "source.read",
+            db.system = self.source_system.as_deref(),
+            db.operation = "SELECT",
+            backflow.rows = tracing::field::Empty,
         );
+        tasks.spawn(read_source(stream, source_tx, read_time_tx).instrument(read_span.clone()));
         let (work_tx, work_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel();
-        tasks.spawn(async move {
-            let result = write_changes(writer, work_rx, ack_tx).await;
-            let _ = writer_done_tx.send(result);
-        });
+        let destination_system = self.destination_system.clone();
+        tasks.spawn(
+            async move {
+                let result =
+                    write_changes(writer, destination_system.as_deref(), work_rx, ack_tx).await;
+                let _ = writer_done_tx.send(result);
+            }
+            .in_current_span(),
+        );
 
         let snapshot_rows = previous.len();
         let mut differ = Differ {
@@ -218,7 +245,8 @@ impl Engine {
         while let Some(item) = source_rx.recv().await {
             let batch = item.map_err(EngineError::Source)?;
             let t = Instant::now();
-            let work = differ.classify(&batch)?;
+            let work = info_span!("diff", backflow.rows = batch.num_rows())
+                .in_scope(|| differ.classify(&batch))?;
             diff_time += t.elapsed();
             if let Some(work) = work {
                 if work_tx.send(work).await.is_err() {
@@ -232,11 +260,13 @@ impl Engine {
             }
         }
 
+        read_span.record("backflow.rows", differ.classifier.counts.read);
         if !writer_gone {
             differ.classifier.check_guards(snapshot_rows as u64)?;
             if spec.mode == SyncMode::Mirror {
                 let t = Instant::now();
-                let deletes = differ.removals(batch_size)?;
+                let deletes = info_span!("diff", backflow.removals = true)
+                    .in_scope(|| differ.removals(batch_size))?;
                 diff_time += t.elapsed();
                 for work in deletes {
                     if work_tx.send(work).await.is_err() {
@@ -320,6 +350,7 @@ impl Engine {
 
 async fn write_changes(
     mut writer: Box<dyn DestinationWriter>,
+    db_system: Option<&str>,
     mut rx: mpsc::Receiver<Work>,
     acks: mpsc::UnboundedSender<Ack>,
 ) -> Result<(Box<dyn DestinationWriter>, Duration), ConnectorError> {
@@ -330,18 +361,26 @@ async fn write_changes(
             Work::Write { id, batch } => {
                 let span = info_span!(
                     "destination.write",
-                    rows = batch.num_rows(),
-                    db.operation = "upsert"
+                    db.system = db_system,
+                    db.operation = "upsert",
+                    backflow.rows = batch.num_rows(),
+                    backflow.rows_failed = tracing::field::Empty,
                 );
-                (id, writer.write(&batch).instrument(span).await?)
+                let outcome = writer.write(&batch).instrument(span.clone()).await?;
+                span.record("backflow.rows_failed", outcome.failed.len());
+                (id, outcome)
             }
             Work::Delete { id, keys } => {
                 let span = info_span!(
                     "destination.write",
-                    rows = keys.num_rows(),
-                    db.operation = "delete"
+                    db.system = db_system,
+                    db.operation = "delete",
+                    backflow.rows = keys.num_rows(),
+                    backflow.rows_failed = tracing::field::Empty,
                 );
-                (id, writer.delete(&keys).instrument(span).await?)
+                let outcome = writer.delete(&keys).instrument(span.clone()).await?;
+                span.record("backflow.rows_failed", outcome.failed.len());
+                (id, outcome)
             }
         };
         busy += t.elapsed();
@@ -503,4 +542,13 @@ enum Status {
     Applied,
     Failed,
     Skipped,
+}
+
+/// OpenTelemetry's `db.system` name for a connector kind; kinds without one keep their name.
+fn db_system(kind: &str) -> &str {
+    match kind {
+        "postgres" => "postgresql",
+        "mongodb" | "ferretdb" => "mongodb",
+        other => other,
+    }
 }

@@ -25,7 +25,8 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `WorkerService` client every task of the worker clones (clones share one channel).
 pub(crate) type WorkerClient = WorkerServiceClient<InterceptedService<Channel, BearerAuth>>;
 
-/// Adds `authorization: Bearer <token>` to every call when the worker has a token.
+/// Adds `authorization: Bearer <token>` to every call when the worker has a token, and the
+/// current span's W3C trace context.
 #[derive(Clone)]
 pub(crate) struct BearerAuth {
     header: Option<MetadataValue<Ascii>>,
@@ -51,6 +52,8 @@ impl BearerAuth {
 
 impl tonic::service::Interceptor for BearerAuth {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        // The control plane's spans of this call join the trace of the run being reported.
+        crate::trace_context::inject_current(request.metadata_mut());
         if let Some(header) = &self.header {
             request
                 .metadata_mut()

@@ -18,9 +18,11 @@ use crate::runner::convert::{
 };
 use crate::runner::failure::{LeaseError, RunFailure};
 use crate::runner::leases::{HeldLease, Stop};
+use crate::runner::metrics::{BusySlot, RowMetrics};
 use crate::runner::report;
 use crate::runner::store_url::snapshot_dir;
 use crate::runner::Ctx;
+use crate::trace_context;
 
 /// Heartbeat interval when a lease does not say (the control plane always should).
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
@@ -42,6 +44,7 @@ struct Prepared {
     engine: Engine,
     previous: Option<SnapshotRef>,
     full_resync: bool,
+    rows: RowMetrics,
 }
 
 /// How the engine phase of a run ended.
@@ -73,8 +76,20 @@ pub(crate) async fn execute(ctx: &Ctx, lease: pb::Lease, hand_back: bool) {
         .as_ref()
         .map(|s| s.name.strip_prefix("syncs/").unwrap_or(&s.name).to_owned())
         .unwrap_or_default();
-    let span =
-        info_span!("run.execute", run_id = %run_id, sync = %sync, attempt = lease_ref.attempt);
+    // The run's trace continues here: `sync.run` is a child of the control plane's span that
+    // queued the run. `trace_id` is a plain field too, so every log line of the run has it
+    // even when this process exports no traces.
+    let trace_id = trace_context::trace_id_of(&lease.traceparent).unwrap_or_default();
+    let span = info_span!(
+        "sync.run",
+        backflow.sync = %sync,
+        backflow.run_id = %run_id,
+        backflow.attempt = lease_ref.attempt,
+        backflow.worker = %ctx.worker_id,
+        trace_id = %trace_id,
+    );
+    trace_context::continue_trace(&span, &lease.traceparent);
+    let _busy = BusySlot::start();
     async {
         let held = ctx.leases.hold(lease_ref, interval, deadline);
         info!(run_id = %run_id, "run leased");
@@ -103,12 +118,13 @@ fn prepare(lease: &pb::Lease, lease_ref: &pb::LeaseRef) -> Result<Prepared, Leas
     let spec = sync_spec(lease.sync.as_ref())?;
     let previous = previous_snapshot(lease.snapshot.as_ref())?;
     let dir = snapshot_dir(&lease.snapshot_store)?;
-    let engine = Engine::new(SnapshotStore::local(dir)?);
-    let (kind, config) = connection(lease.source.as_ref(), "source")?;
-    let source = backflow_connectors::source(&kind, &config).map_err(LeaseError::Source)?;
+    let (source_kind, config) = connection(lease.source.as_ref(), "source")?;
+    let source = backflow_connectors::source(&source_kind, &config).map_err(LeaseError::Source)?;
     let (kind, config) = connection(lease.destination.as_ref(), "destination")?;
     let destination =
         backflow_connectors::destination(&kind, &config).map_err(LeaseError::Destination)?;
+    let engine = Engine::new(SnapshotStore::local(dir)?).with_systems(&source_kind, &kind);
+    let rows = RowMetrics::new(&spec.name);
     Ok(Prepared {
         run_id: format!("{run_id}-a{}", lease_ref.attempt),
         spec,
@@ -117,6 +133,7 @@ fn prepare(lease: &pb::Lease, lease_ref: &pb::LeaseRef) -> Result<Prepared, Leas
         engine,
         previous,
         full_resync: lease.run.as_ref().is_some_and(|r| r.full_resync),
+        rows,
     })
 }
 
@@ -125,7 +142,7 @@ async fn run(ctx: &Ctx, held: &HeldLease, prepared: Prepared) {
     let (progress_tx, progress_rx) = watch::channel(RunCounts::default());
     let mut stop = held.subscribe();
     let outcome = {
-        let engine_run = prepared.engine.run(RunInput {
+        let engine_run = prepared.engine.execute(RunInput {
             run_id: &prepared.run_id,
             spec: &prepared.spec,
             source: prepared.source.as_ref(),
@@ -140,10 +157,11 @@ async fn run(ctx: &Ctx, held: &HeldLease, prepared: Prepared) {
             biased;
             stop = wait_for_stop(&mut stop) => Outcome::Stopped(stop),
             result = engine_run => Outcome::Finished(Box::new(result)),
-            never = report_progress(ctx, held, progress_rx.clone()) => match never {},
+            never = report_progress(ctx, held, progress_rx.clone(), &prepared.rows) => match never {},
         }
     };
     let counts = *progress_rx.borrow();
+    prepared.rows.advance(&counts);
     let run_id = &held.lease().run;
     match outcome {
         Outcome::Stopped(Stop::Lost) => {
@@ -205,10 +223,12 @@ async fn report_progress(
     ctx: &Ctx,
     held: &HeldLease,
     mut progress: watch::Receiver<RunCounts>,
+    rows: &RowMetrics,
 ) -> Infallible {
     // `changed` fails once the engine dropped its sender: the run is over.
     while progress.changed().await.is_ok() {
         let counts = *progress.borrow_and_update();
+        rows.advance(&counts);
         let request = pb::ReportProgressRequest {
             lease: Some(held.lease().clone()),
             counts: Some(counts_to_proto(&counts)),

@@ -182,6 +182,7 @@ impl Worker {
             worker_id: "test-worker".into(),
             poll_wait: Duration::from_secs(1),
             shutdown_grace: grace,
+            status: Default::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(run_worker(config, async {

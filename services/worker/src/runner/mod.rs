@@ -18,6 +18,7 @@ mod convert;
 mod execute;
 mod failure;
 mod leases;
+pub mod metrics;
 #[cfg(test)]
 mod mock_tests;
 mod report;
@@ -30,6 +31,7 @@ pub use store_url::snapshot_dir;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +49,27 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
 /// After the shutdown grace, time left for handed-back runs to report before the worker
 /// exits anyway (their leases then expire and the runs are queued again).
 const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the worker checks that it reaches the control plane, for its readiness probe.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How soon it checks again after a failed check.
+const PROBE_RETRY: Duration = Duration::from_secs(1);
+
+/// Whether the worker reaches its control plane, for a `/readyz` probe: set by a periodic
+/// empty `Heartbeat` call (which checks the address, the connection and the token). Clones
+/// share one flag.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerStatus(Arc<AtomicBool>);
+
+impl WorkerStatus {
+    /// Whether the last check reached the control plane.
+    pub fn is_connected(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set_connected(&self, connected: bool) {
+        self.0.store(connected, Ordering::Relaxed);
+    }
+}
 
 /// How a worker reaches its control plane and how much it takes on. Built by the binary from
 /// layered config; [`WorkerConfig::new`] fills in the defaults.
@@ -66,6 +89,8 @@ pub struct WorkerConfig {
     pub poll_wait: Duration,
     /// On shutdown, how long running runs may take to finish before they are handed back.
     pub shutdown_grace: Duration,
+    /// Readiness, kept up to date while the worker runs; hand a clone to the admin server.
+    pub status: WorkerStatus,
 }
 
 impl WorkerConfig {
@@ -79,6 +104,7 @@ impl WorkerConfig {
             worker_id: default_worker_id(),
             poll_wait: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(30),
+            status: WorkerStatus::default(),
         }
     }
 
@@ -125,6 +151,7 @@ impl fmt::Debug for WorkerConfig {
             .field("worker_id", &self.worker_id)
             .field("poll_wait", &self.poll_wait)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("status", &self.status)
             .finish()
     }
 }
@@ -215,10 +242,16 @@ pub async fn run_worker(
         "worker started"
     );
     let heartbeat = tokio::spawn(leases::heartbeat_loop(
-        client,
+        client.clone(),
         config.worker_id.clone(),
         leases.clone(),
     ));
+    let probe = tokio::spawn(probe_loop(
+        client,
+        config.worker_id.clone(),
+        config.status.clone(),
+    ));
+    metrics::slots_added(config.concurrency, 1.0);
 
     let (stopping_tx, stopping) = watch::channel(false);
     let mut slots = JoinSet::new();
@@ -272,8 +305,27 @@ pub async fn run_worker(
     }
     heartbeat.abort();
     let _ = heartbeat.await;
+    probe.abort();
+    let _ = probe.await;
+    config.status.set_connected(false);
+    metrics::slots_added(config.concurrency, -1.0);
     info!("worker stopped");
     Ok(())
+}
+
+/// Keeps `status` saying whether an empty `Heartbeat` reaches the control plane.
+async fn probe_loop(client: WorkerClient, worker_id: String, status: WorkerStatus) {
+    loop {
+        let request = backflow_proto::v1::HeartbeatRequest {
+            worker_id: worker_id.clone(),
+            leases: Vec::new(),
+        };
+        let reached = client::with_timeout(PROBE_RETRY * 3, client.clone().heartbeat(request))
+            .await
+            .is_ok();
+        status.set_connected(reached);
+        tokio::time::sleep(if reached { PROBE_INTERVAL } else { PROBE_RETRY }).await;
+    }
 }
 
 async fn drain(slots: &mut JoinSet<()>) {

@@ -90,6 +90,7 @@ where
 }
 
 /// Commits a successful attempt, then deletes whichever snapshot file no run points to.
+#[tracing::instrument(name = "run.commit", skip_all, fields(backflow.rows_written = result.counts.written))]
 pub(crate) async fn complete(
     ctx: &Ctx,
     held: &HeldLease,
@@ -179,6 +180,7 @@ pub(crate) async fn complete(
 }
 
 /// Reports a failed, cancelled or handed-back attempt.
+#[tracing::instrument(name = "run.fail", skip_all, fields(error.type = %failure.code))]
 pub(crate) async fn fail(ctx: &Ctx, held: &HeldLease, failure: &RunFailure, counts: &RunCounts) {
     let request = pb::FailRunRequest {
         lease: Some(held.lease().clone()),
