@@ -20,6 +20,9 @@ pub fn source_types() -> Vec<&'static str> {
     if cfg!(feature = "sqlite") {
         types.push("sqlite");
     }
+    if cfg!(feature = "mysql") {
+        types.push("mysql");
+    }
     types
 }
 
@@ -31,6 +34,15 @@ pub fn destination_types() -> Vec<&'static str> {
     }
     if cfg!(feature = "sqlite") {
         types.push("sqlite");
+    }
+    if cfg!(feature = "mysql") {
+        types.push("mysql");
+    }
+    if cfg!(feature = "cockroachdb") {
+        types.push("cockroachdb");
+    }
+    if cfg!(feature = "firestore") {
+        types.push("firestore");
     }
     types
 }
@@ -54,6 +66,8 @@ pub fn source(kind: &str, config: &Value) -> Result<Arc<dyn Source>, ConnectorEr
         "files" => Ok(Arc::new(backflow_files::validate_source(config)?)),
         #[cfg(feature = "sqlite")]
         "sqlite" => Ok(Arc::new(backflow_sqlite::validate_source(config)?)),
+        #[cfg(feature = "mysql")]
+        "mysql" => Ok(Arc::new(backflow_mysql::validate_source(config)?)),
         _ => Err(unknown(kind, "source", source_types())),
     }
 }
@@ -65,6 +79,14 @@ pub fn destination(kind: &str, config: &Value) -> Result<Arc<dyn Destination>, C
         "postgres" => Ok(Arc::new(backflow_postgres::validate_destination(config)?)),
         #[cfg(feature = "sqlite")]
         "sqlite" => Ok(Arc::new(backflow_sqlite::validate_destination(config)?)),
+        #[cfg(feature = "mysql")]
+        "mysql" => Ok(Arc::new(backflow_mysql::validate_destination(config)?)),
+        #[cfg(feature = "cockroachdb")]
+        "cockroachdb" => Ok(Arc::new(backflow_cockroachdb::validate_destination(
+            config,
+        )?)),
+        #[cfg(feature = "firestore")]
+        "firestore" => Ok(Arc::new(backflow_firestore::validate_destination(config)?)),
         _ => Err(unknown(kind, "destination", destination_types())),
     }
 }
