@@ -141,6 +141,13 @@ impl ConnectorError {
         self
     }
 
+    /// Replaces the message and keeps everything else, so a connector can scrub a driver's
+    /// message (a resolved secret echoed back) without losing the kind, code or retryability.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.0.message = message.into();
+        self
+    }
+
     /// Overrides whether a retry of the whole run may succeed.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
         self.0.retryable = retryable;

@@ -109,6 +109,26 @@ fn resolve_one(field: &str, reference: &str) -> Result<String, ConnectorError> {
     }
 }
 
+/// `template` with every `${…}` reference replaced by `with` (syntax checked beforehand by
+/// [`check_references`]), so a URL holding references can be parsed for its shape during the
+/// pure validation step, before any secret is resolved.
+pub fn replace_references(template: &str, with: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push_str(with);
+                rest = &rest[start + end + 1..];
+            }
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Renders a connection URL for messages with any password replaced by `***`.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {

@@ -65,7 +65,7 @@ impl MysqlConfig {
         }
         // Parse the URL with every reference replaced by a placeholder, so a malformed URL
         // fails here and not at the first run. The url crate's messages never quote the input.
-        let shaped = replace_references(&cfg.url, "x");
+        let shaped = secret::replace_references(&cfg.url, "x");
         let parsed = url::Url::parse(&shaped)
             .map_err(|e| ConnectorError::config("url", format!("not a valid URL: {e}")))?;
         if !matches!(parsed.scheme(), "mysql" | "mariadb") {
@@ -123,7 +123,7 @@ impl MysqlConfig {
             if message == before {
                 e
             } else {
-                rebuild(&e, message)
+                e.with_message(message)
             }
         };
         // sqlx knows the `mysql` scheme only; `mariadb://` is the same protocol.
@@ -170,39 +170,6 @@ impl MysqlConfig {
         }
         Ok(conn)
     }
-}
-
-/// Rebuilds `e` with a new message, keeping its kind and context fields.
-fn rebuild(e: &ConnectorError, message: String) -> ConnectorError {
-    let mut out = ConnectorError::new(e.kind(), message).with_retryable(e.is_retryable());
-    if let Some(f) = e.field() {
-        out = out.with_field(f);
-    }
-    if let Some(c) = e.column() {
-        out = out.with_column(c);
-    }
-    if let Some(c) = e.code() {
-        out = out.with_code(c);
-    }
-    out
-}
-
-/// `template` with every `${…}` reference replaced by `with` (syntax already checked).
-fn replace_references(template: &str, with: &str) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find('}') {
-            Some(end) => {
-                out.push_str(with);
-                rest = &rest[start + end + 1..];
-            }
-            None => rest = "",
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
