@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, ErrorKind};
 
 /// Knobs a reader honours; sources never buffer more than a few batches of this size.
 #[derive(Debug, Clone, Copy)]
@@ -110,5 +110,29 @@ pub trait Source: Send + Sync + fmt::Debug {
             batches.push(batch.slice(0, take));
         }
         Ok(Preview { schema, batches })
+    }
+}
+
+/// The query without surrounding whitespace and trailing semicolons, or a `Query` error when
+/// nothing is left: sources wrap the query (in `COPY (…)`, a cursor, a job), where a trailing
+/// `;` is a syntax error the user did not write.
+pub fn normalize_query(query: &str) -> Result<&str, ConnectorError> {
+    let q = query
+        .trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    if q.is_empty() {
+        return Err(ConnectorError::new(ErrorKind::Query, "the query is empty"));
+    }
+    Ok(q)
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::*;
+
+    #[test]
+    fn strips_blanks_and_trailing_semicolons() {
+        assert_eq!(normalize_query("  SELECT 1 ;\n; ").unwrap(), "SELECT 1");
+        assert_eq!(normalize_query(" ; ").unwrap_err().kind(), ErrorKind::Query);
     }
 }

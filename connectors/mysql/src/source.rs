@@ -18,7 +18,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use backflow_connector_core::types::{json_field, uuid_field, UTC};
-use backflow_connector_core::{BatchStream, ConnectorError, ErrorKind, ReadOptions, Source};
+use backflow_connector_core::{BatchStream, ConnectorError, ReadOptions, Source};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use futures::TryStreamExt;
 use sqlx::mysql::{MySqlConnection, MySqlRow};
@@ -181,7 +181,7 @@ impl Source for MysqlSource {
             columns = tracing::field::Empty,
         );
         let (schema, kinds, conn, query) = async {
-            let query = normalize_query(query)?.to_string();
+            let query = backflow_connector_core::source::normalize_query(query)?.to_string();
             let mut conn = self.config.connect(Role::Source).await?;
             let columns = describe(&mut conn, &query).await?;
             let mut fields = Vec::with_capacity(columns.len());
@@ -227,17 +227,6 @@ impl Source for MysqlSource {
         });
         Ok(BatchStream::new(schema, stream))
     }
-}
-
-/// The query without surrounding blanks and trailing semicolons; an empty query is refused.
-fn normalize_query(query: &str) -> Result<&str, ConnectorError> {
-    let q = query
-        .trim()
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
-    if q.is_empty() {
-        return Err(ConnectorError::new(ErrorKind::Query, "the query is empty"));
-    }
-    Ok(q)
 }
 
 /// The result columns of `query` with their full MySQL types.

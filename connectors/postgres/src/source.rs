@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use backflow_connector_core::{BatchStream, ConnectorError, ErrorKind, ReadOptions, Source};
+use backflow_connector_core::{BatchStream, ConnectorError, ReadOptions, Source};
 use futures::StreamExt;
 use sqlx::postgres::PgConnection;
 use sqlx::{Column, Connection, Executor, Statement, TypeInfo};
@@ -78,7 +78,7 @@ impl Source for PostgresSource {
             columns = tracing::field::Empty,
         );
         let (schema, conn, copy_sql, decoder) = async {
-            let query = normalize_query(query)?;
+            let query = backflow_connector_core::source::normalize_query(query)?;
             let mut conn = self.config.connect(Role::Source).await?;
             let columns = describe(&mut conn, query).await?;
             let mut fields: Vec<Field> = Vec::with_capacity(columns.len());
@@ -138,17 +138,6 @@ impl Source for PostgresSource {
         });
         Ok(BatchStream::new(schema, stream))
     }
-}
-
-/// The query without surrounding blanks and trailing semicolons; an empty query is refused.
-fn normalize_query(query: &str) -> Result<&str, ConnectorError> {
-    let q = query
-        .trim()
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
-    if q.is_empty() {
-        return Err(ConnectorError::new(ErrorKind::Query, "the query is empty"));
-    }
-    Ok(q)
 }
 
 /// Prepares the query to learn its columns (a syntax error surfaces here, as the database
@@ -342,16 +331,5 @@ async fn pump(
             );
             let _ = tx.send(Message::Failed(e)).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strips_trailing_semicolons() {
-        assert_eq!(normalize_query("  SELECT 1 ;\n; ").unwrap(), "SELECT 1");
-        assert_eq!(normalize_query(" ; ").unwrap_err().kind(), ErrorKind::Query);
     }
 }
