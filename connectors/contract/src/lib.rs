@@ -1,4 +1,5 @@
-//! The destination contract suite: one set of cases, instantiated per destination.
+//! The destination contract suite: one set of cases, instantiated per destination. The
+//! source contract suite lives in [`source`].
 //!
 //! Every destination promises the engine the same things (see `backflow_connector_core::
 //! destination`): the four sync modes behave the same way, every canonical Arrow type round
@@ -78,6 +79,7 @@
 //!   behind that blocks or corrupts the next run.
 
 pub mod cases;
+pub mod source;
 mod values;
 
 use std::collections::BTreeMap;
