@@ -49,6 +49,10 @@ pub enum Role {
     Source,
     /// Writing session in UTC.
     Destination,
+    /// A session with only the startup parameters every server speaking PostgreSQL's
+    /// protocol accepts (Redshift refuses the `options` parameter the other roles send); the
+    /// caller sets what it needs with statements (`BEGIN READ ONLY`).
+    Plain,
 }
 
 impl PostgresConfig {
@@ -128,14 +132,16 @@ impl PostgresConfig {
         if let Some(p) = &password {
             options = options.password(p.expose());
         }
-        if role == Role::Source {
+        match role {
             // A source only reads: a query such as `DELETE … RETURNING` must not change the
             // warehouse because it was pasted into a sync definition.
-            options = options.options([("default_transaction_read_only", "on")]);
-        } else {
+            Role::Source => {
+                options = options.options([("default_transaction_read_only", "on")]);
+            }
             // Casts between `timestamp` and `timestamptz` columns then mean UTC, whatever the
             // server's default zone.
-            options = options.options([("TimeZone", "UTC")]);
+            Role::Destination => options = options.options([("TimeZone", "UTC")]),
+            Role::Plain => {}
         }
         let secs = self
             .connect_timeout_secs
