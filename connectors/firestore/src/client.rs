@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backflow_connector_core::{ConnectorError, ErrorKind};
+use backflow_google_auth::ServiceAccount;
 use futures::StreamExt;
 use googleapis_tonic_google_firestore_v1::google::firestore::v1::{
     batch_get_documents_response, firestore_client::FirestoreClient, BatchGetDocumentsRequest,
@@ -14,11 +15,12 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
-use crate::auth::ServiceAccount;
 use crate::config::{FirestoreConfig, Target};
 
 /// Google's Firestore endpoint.
 const SERVICE_URL: &str = "https://firestore.googleapis.com";
+/// The OAuth2 scope of the Firestore API.
+const SCOPE: &str = "https://www.googleapis.com/auth/datastore";
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one call may take.
@@ -54,7 +56,7 @@ impl Client {
             Target::Emulator(host) => (format!("http://{host}"), Auth::Emulator),
             Target::Service { credentials } => (
                 SERVICE_URL.to_string(),
-                Auth::Service(Arc::new(ServiceAccount::load(&credentials)?)),
+                Auth::Service(Arc::new(ServiceAccount::load(&credentials, SCOPE)?)),
             ),
         };
         let mut builder = Endpoint::from_shared(endpoint.clone())

@@ -12,7 +12,6 @@
 //! Otherwise the connector exchanges the service-account key named by `credentials` for an
 //! OAuth2 token (RS256 JWT bearer grant) and talks TLS to `firestore.googleapis.com`.
 
-mod auth;
 mod client;
 mod config;
 mod destination;

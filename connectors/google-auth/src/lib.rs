@@ -1,9 +1,12 @@
-//! Credentials for Google's service: a service-account key exchanged for an OAuth2 access
+//! Credentials for Google's services: a service-account key exchanged for an OAuth2 access
 //! token with the JWT bearer grant (RFC 7523), signed RS256 with ring.
 //!
-//! This path cannot run here (no network to Google): it is kept small and follows Google's
-//! documented flow (<https://developers.google.com/identity/protocols/oauth2/service-account>).
-//! The emulator path never reaches this module.
+//! Every Google connector (Firestore, BigQuery) authenticates the same way and differs only in
+//! the OAuth2 scope it asks for, so the exchange lives here once, with the scope as a
+//! parameter. The flow follows Google's documentation
+//! (<https://developers.google.com/identity/protocols/oauth2/service-account>); it cannot run
+//! against Google from the test machines (no network), so the tests check the signed assertion
+//! itself. Emulator paths never reach this crate.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,8 +18,6 @@ use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-/// The OAuth2 scope of the Firestore API.
-const SCOPE: &str = "https://www.googleapis.com/auth/datastore";
 /// Google's token endpoint, used when the key file does not name one.
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// Tokens are refreshed this long before they expire.
@@ -32,10 +33,14 @@ struct KeyFile {
 }
 
 /// A parsed service-account key and the access token it last obtained.
-pub(crate) struct ServiceAccount {
+///
+/// Errors name the config field `credentials`, the name every Google connector gives the
+/// reference to the key file.
+pub struct ServiceAccount {
     email: String,
     key: RsaKeyPair,
     token_uri: String,
+    scope: String,
     http: reqwest::Client,
     token: Mutex<Option<(Secret, Instant)>>,
 }
@@ -49,13 +54,15 @@ impl std::fmt::Debug for ServiceAccount {
 }
 
 impl ServiceAccount {
-    /// Resolves the `credentials` reference and parses the key; errors never quote the key.
-    pub(crate) fn load(reference: &str) -> Result<Self, ConnectorError> {
+    /// Resolves the `credentials` reference and parses the key, for tokens of OAuth2 `scope`
+    /// (for example `https://www.googleapis.com/auth/bigquery`); errors never quote the key.
+    pub fn load(reference: &str, scope: &str) -> Result<Self, ConnectorError> {
         let json = secret::resolve("credentials", reference)?;
-        Self::parse(json.expose())
+        Self::parse(json.expose(), scope)
     }
 
-    fn parse(json: &str) -> Result<Self, ConnectorError> {
+    /// Parses a service-account JSON key already in memory; errors never quote the key.
+    pub fn parse(json: &str, scope: &str) -> Result<Self, ConnectorError> {
         let file: KeyFile = serde_json::from_str(json).map_err(|_| {
             ConnectorError::config(
                 "credentials",
@@ -75,13 +82,19 @@ impl ServiceAccount {
             token_uri: file
                 .token_uri
                 .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string()),
+            scope: scope.to_string(),
             http: reqwest::Client::new(),
             token: Mutex::new(None),
         })
     }
 
+    /// The service account's email, safe to show in messages.
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+
     /// A valid access token, fetching a new one when the cached one is about to expire.
-    pub(crate) async fn token(&self) -> Result<Secret, ConnectorError> {
+    pub async fn token(&self) -> Result<Secret, ConnectorError> {
         let mut cached = self.token.lock().await;
         if let Some((token, expires)) = cached.as_ref() {
             if Instant::now() + REFRESH_MARGIN < *expires {
@@ -98,7 +111,7 @@ impl ServiceAccount {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = serde_json::json!({
             "iss": self.email,
-            "scope": SCOPE,
+            "scope": self.scope,
             "aud": self.token_uri,
             "iat": now,
             "exp": now + 3600,
@@ -221,6 +234,8 @@ mod tests {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    const SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
+
     #[test]
     fn the_assertion_is_an_rs256_jwt_google_can_verify() {
         let key = serde_json::json!({
@@ -228,7 +243,7 @@ mod tests {
             "client_email": "sync@demo.iam.gserviceaccount.com",
             "private_key": throwaway_key(),
         });
-        let account = ServiceAccount::parse(&key.to_string()).unwrap();
+        let account = ServiceAccount::parse(&key.to_string(), SCOPE).unwrap();
         let jwt = account.assertion(1_700_000_000).unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
@@ -257,11 +272,12 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_config_errors_that_do_not_echo_the_key() {
-        let e = ServiceAccount::parse(r#"{"client_email": 5}"#).unwrap_err();
+        let e = ServiceAccount::parse(r#"{"client_email": 5}"#, SCOPE).unwrap_err();
         assert_eq!(e.field(), Some("credentials"));
         assert!(!e.message().contains('5'), "{e}");
         let e = ServiceAccount::parse(
             r#"{"client_email": "a@b", "private_key": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n"}"#,
+            SCOPE,
         )
         .unwrap_err();
         assert_eq!(e.field(), Some("credentials"));
