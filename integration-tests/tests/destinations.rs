@@ -3,33 +3,19 @@
 //! updates, deletes and inserts in the source, a second `trigger --wait`, and the destination
 //! read back with that database's own client must equal the source.
 //!
-//! Servers: PostgreSQL (also the stand-in for CockroachDB, which cannot run here), MariaDB
-//! and the Firestore emulator, all started by
+//! Servers: PostgreSQL (also the stand-in for CockroachDB, which cannot run here), MariaDB,
+//! FerretDB (the MongoDB-compatible server) and the Firestore emulator, all started by
 //! `scripts/services.sh start`. A missing server fails the test with the variable to set.
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use anyhow::{ensure, Context as _, Result};
+use anyhow::{Context as _, Result};
+use common::scores::{ensure_equal, read_pg, Rows, Score};
 use common::*;
 use sqlx::Row as _;
 
 /// Rows in the source at the first run.
 const ROWS: i64 = 3000;
-
-/// One source row in a form every destination can be compared in: timestamps as whole
-/// microseconds since the epoch (the source's are whole seconds, so millisecond BSON dates
-/// hold them exactly).
-#[derive(Debug, Clone, PartialEq)]
-struct Score {
-    name: String,
-    score: Option<f64>,
-    active: bool,
-    updated_at_micros: i64,
-}
-
-type Rows = BTreeMap<i64, Score>;
 
 /// A destination under test: its connection YAML, the object a sync writes, and how to read
 /// that object back.
@@ -37,6 +23,7 @@ enum Target {
     Postgres { url: String },
     Cockroach { url: String },
     Mysql { url: String },
+    Mongo { url: String, database: String },
     Firestore { host: String, project: String },
 }
 
@@ -46,6 +33,7 @@ impl Target {
             Target::Postgres { .. } => "postgres",
             Target::Cockroach { .. } => "cockroachdb",
             Target::Mysql { .. } => "mysql",
+            Target::Mongo { .. } => "mongodb",
             Target::Firestore { .. } => "firestore",
         }
     }
@@ -55,6 +43,9 @@ impl Target {
         match self {
             Target::Postgres { url } | Target::Cockroach { url } | Target::Mysql { url } => {
                 format!("{{ url: \"{url}\" }}")
+            }
+            Target::Mongo { url, database } => {
+                format!("{{ url: \"{url}\", database: {database} }}")
             }
             Target::Firestore { host, project } => {
                 format!("{{ project: {project}, emulator_host: \"{host}\" }}")
@@ -67,7 +58,7 @@ impl Target {
         match self {
             Target::Postgres { .. } | Target::Cockroach { .. } => "table: dst.scores",
             Target::Mysql { .. } => "table: scores",
-            Target::Firestore { .. } => "collection: scores",
+            Target::Mongo { .. } | Target::Firestore { .. } => "collection: scores",
         }
     }
 
@@ -78,39 +69,10 @@ impl Target {
                 read_pg(&pool, "dst.scores").await
             }
             Target::Mysql { url } => read_mysql(url).await,
+            Target::Mongo { url, database } => read_mongo(url, database).await,
             Target::Firestore { host, project } => read_firestore(host, project).await,
         }
     }
-}
-
-fn required_env(name: &str) -> Result<String> {
-    std::env::var(name).with_context(|| {
-        format!("{name} is not set: start the test servers with `bash scripts/services.sh start` and `eval \"$(bash scripts/services.sh env)\"`")
-    })
-}
-
-async fn read_pg(pool: &sqlx::PgPool, table: &str) -> Result<Rows> {
-    let rows = sqlx::query(&format!(
-        "SELECT id, name, score, active, \
-                (extract(epoch FROM updated_at) * 1000000)::bigint AS micros FROM {table}"
-    ))
-    .fetch_all(pool)
-    .await
-    .with_context(|| format!("reading {table}"))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (
-                r.get::<i64, _>("id"),
-                Score {
-                    name: r.get("name"),
-                    score: r.get("score"),
-                    active: r.get("active"),
-                    updated_at_micros: r.get("micros"),
-                },
-            )
-        })
-        .collect())
 }
 
 async fn read_mysql(url: &str) -> Result<Rows> {
@@ -136,6 +98,56 @@ async fn read_mysql(url: &str) -> Result<Rows> {
                     score: r.try_get("score")?,
                     active: r.try_get::<bool, _>("active")?,
                     updated_at_micros: r.try_get("micros")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+async fn read_mongo(url: &str, database: &str) -> Result<Rows> {
+    use futures::TryStreamExt as _;
+    use mongodb::bson::{Bson, Document};
+    let client = mongodb::Client::with_uri_str(url)
+        .await
+        .context("connecting to the MongoDB-compatible server")?;
+    let docs: Vec<Document> = client
+        .database(database)
+        .collection::<Document>("scores")
+        .find(Document::new())
+        .await
+        .context("querying scores")?
+        .try_collect()
+        .await
+        .context("reading scores")?;
+    docs.iter()
+        .map(|doc| {
+            // A single-column key is the document's `_id` (the connector's default mapping).
+            let id = match doc.get("_id") {
+                Some(Bson::Int64(v)) => *v,
+                Some(Bson::Int32(v)) => i64::from(*v),
+                other => anyhow::bail!("unexpected _id {other:?}"),
+            };
+            let score = match doc.get("score") {
+                None | Some(Bson::Null) => None,
+                Some(Bson::Double(v)) => Some(*v),
+                other => anyhow::bail!("unexpected score {other:?} in {id}"),
+            };
+            let updated_at_micros = match doc.get("updated_at") {
+                Some(Bson::DateTime(t)) => t.timestamp_millis() * 1000,
+                other => anyhow::bail!("unexpected updated_at {other:?} in {id}"),
+            };
+            Ok((
+                id,
+                Score {
+                    name: doc
+                        .get_str("name")
+                        .with_context(|| format!("name of {id}"))?
+                        .to_owned(),
+                    score,
+                    active: doc
+                        .get_bool("active")
+                        .with_context(|| format!("active of {id}"))?,
+                    updated_at_micros,
                 },
             ))
         })
@@ -210,65 +222,6 @@ async fn read_firestore(host: &str, project: &str) -> Result<Rows> {
     Ok(rows)
 }
 
-/// Fails unless `target` holds exactly `source`, naming the first differing keys.
-fn ensure_equal(kind: &str, source: &Rows, destination: &Rows) -> Result<()> {
-    let missing: Vec<_> = source
-        .keys()
-        .filter(|k| !destination.contains_key(k))
-        .take(5)
-        .collect();
-    let extra: Vec<_> = destination
-        .keys()
-        .filter(|k| !source.contains_key(k))
-        .take(5)
-        .collect();
-    let different: Vec<_> = source
-        .iter()
-        .filter_map(|(k, s)| match destination.get(k) {
-            Some(d) if d != s => Some((k, s, d)),
-            _ => None,
-        })
-        .take(3)
-        .collect();
-    ensure!(
-        missing.is_empty() && extra.is_empty() && different.is_empty(),
-        "{kind}: destination differs from source ({} vs {} rows); missing keys {missing:?}, \
-         extra keys {extra:?}, different rows {different:?}",
-        destination.len(),
-        source.len()
-    );
-    Ok(())
-}
-
-/// Fails unless the last run of `sync` has these change counts.
-async fn ensure_last_counts(
-    env: &TestEnv,
-    addr: &str,
-    kind: &str,
-    (added, changed, removed): (u64, u64, u64),
-) -> Result<()> {
-    let list = run_cli(env, addr, &["runs", "list", "--output", "json"]).await?;
-    list.ensure_ok("runs list --output json")?;
-    let runs: serde_json::Value = serde_json::from_str(&list.stdout)?;
-    let last = runs
-        .as_array()
-        .and_then(|r| r.first())
-        .context("no runs listed")?;
-    let c = &last["counts"];
-    let n = |key: &str| c[key].as_u64().unwrap_or(0);
-    ensure!(
-        n("added") == added
-            && n("changed") == changed
-            && n("removed") == removed
-            && n("written") == added + changed
-            && n("deleted") == removed
-            && n("failed") == 0,
-        "{kind}: the last run's counts are {c}, expected {added} added, {changed} changed, \
-         {removed} removed, all written or deleted"
-    );
-    Ok(())
-}
-
 async fn mirror_round_trip(
     name: &str,
     make: impl AsyncFnOnce(&TestEnv) -> Result<Target>,
@@ -316,7 +269,7 @@ async fn mirror_body(env: &TestEnv, target: &Target) -> Result<()> {
     run_cli(env, &addr, &["trigger", "scores", "--wait"])
         .await?
         .ensure_ok(&format!("{kind}: first trigger --wait"))?;
-    ensure_last_counts(env, &addr, kind, (ROWS as u64, 0, 0)).await?;
+    ensure_last_run_counts(env, &addr, kind, (ROWS as u64, 0, 0)).await?;
     ensure_equal(
         kind,
         &read_pg(&source, "src.scores").await?,
@@ -346,7 +299,7 @@ async fn mirror_body(env: &TestEnv, target: &Target) -> Result<()> {
     run_cli(env, &addr, &["trigger", "scores", "--wait"])
         .await?
         .ensure_ok(&format!("{kind}: second trigger --wait"))?;
-    ensure_last_counts(env, &addr, kind, (80, 150, 100)).await?;
+    ensure_last_run_counts(env, &addr, kind, (80, 150, 100)).await?;
     ensure_equal(
         kind,
         &read_pg(&source, "src.scores").await?,
@@ -382,7 +335,7 @@ async fn cockroachdb_statements_mirror_converges_through_the_cli() -> Result<()>
 async fn mysql_mirror_converges_through_the_cli() -> Result<()> {
     mirror_round_trip("dest_mysql", async |_env: &TestEnv| {
         use sqlx::Connection as _;
-        let admin_url = required_env("BACKFLOW_TEST_MYSQL_URL")?;
+        let admin_url = service_env("BACKFLOW_TEST_MYSQL_URL")?;
         let database = format!("bf_e2e_{}", random_suffix(10));
         let mut admin = sqlx::MySqlConnection::connect(&admin_url)
             .await
@@ -400,10 +353,21 @@ async fn mysql_mirror_converges_through_the_cli() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_mirror_converges_through_the_cli() -> Result<()> {
+    mirror_round_trip("dest_mongodb", async |_env: &TestEnv| {
+        Ok(Target::Mongo {
+            url: service_env("BACKFLOW_TEST_MONGODB_URL")?,
+            database: format!("bf_e2e_{}", random_suffix(10)),
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firestore_mirror_converges_through_the_cli() -> Result<()> {
     mirror_round_trip("dest_firestore", async |_env: &TestEnv| {
         Ok(Target::Firestore {
-            host: required_env("BACKFLOW_TEST_FIRESTORE_EMULATOR_HOST")?,
+            host: service_env("BACKFLOW_TEST_FIRESTORE_EMULATOR_HOST")?,
             project: format!("bf-e2e-{}", random_suffix(10)),
         })
     })

@@ -23,6 +23,15 @@ pub fn source_types() -> Vec<&'static str> {
     if cfg!(feature = "mysql") {
         types.push("mysql");
     }
+    if cfg!(feature = "redshift") {
+        types.push("redshift");
+    }
+    if cfg!(feature = "snowflake") {
+        types.push("snowflake");
+    }
+    if cfg!(feature = "bigquery") {
+        types.push("bigquery");
+    }
     types
 }
 
@@ -37,6 +46,9 @@ pub fn destination_types() -> Vec<&'static str> {
     }
     if cfg!(feature = "mysql") {
         types.push("mysql");
+    }
+    if cfg!(feature = "mongodb") {
+        types.push("mongodb");
     }
     if cfg!(feature = "cockroachdb") {
         types.push("cockroachdb");
@@ -68,6 +80,12 @@ pub fn source(kind: &str, config: &Value) -> Result<Arc<dyn Source>, ConnectorEr
         "sqlite" => Ok(Arc::new(backflow_sqlite::validate_source(config)?)),
         #[cfg(feature = "mysql")]
         "mysql" => Ok(Arc::new(backflow_mysql::validate_source(config)?)),
+        #[cfg(feature = "redshift")]
+        "redshift" => Ok(Arc::new(backflow_redshift::validate_source(config)?)),
+        #[cfg(feature = "snowflake")]
+        "snowflake" => Ok(Arc::new(backflow_snowflake::validate_source(config)?)),
+        #[cfg(feature = "bigquery")]
+        "bigquery" => Ok(Arc::new(backflow_bigquery::validate_source(config)?)),
         _ => Err(unknown(kind, "source", source_types())),
     }
 }
@@ -81,6 +99,8 @@ pub fn destination(kind: &str, config: &Value) -> Result<Arc<dyn Destination>, C
         "sqlite" => Ok(Arc::new(backflow_sqlite::validate_destination(config)?)),
         #[cfg(feature = "mysql")]
         "mysql" => Ok(Arc::new(backflow_mysql::validate_destination(config)?)),
+        #[cfg(feature = "mongodb")]
+        "mongodb" => Ok(Arc::new(backflow_mongodb::validate_destination(config)?)),
         #[cfg(feature = "cockroachdb")]
         "cockroachdb" => Ok(Arc::new(backflow_cockroachdb::validate_destination(
             config,

@@ -9,6 +9,8 @@
 // Dumping the logs of the processes of a failed test is this module's job.
 #![allow(clippy::print_stderr)]
 
+pub mod scores;
+
 use std::fmt::Display;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -1168,4 +1170,34 @@ pub fn service_env(var: &str) -> Result<String> {
              `eval \"$(scripts/services.sh env)\"` first"
         )
     })
+}
+
+/// Fails unless the most recent run has these (added, changed, removed) counts, every change
+/// written or deleted and none failed: a re-run must move exactly the changed rows.
+pub async fn ensure_last_run_counts(
+    env: &TestEnv,
+    addr: &str,
+    kind: &str,
+    (added, changed, removed): (u64, u64, u64),
+) -> Result<()> {
+    let list = run_cli(env, addr, &["runs", "list", "--output", "json"]).await?;
+    list.ensure_ok("runs list --output json")?;
+    let runs: serde_json::Value = serde_json::from_str(&list.stdout)?;
+    let last = runs
+        .as_array()
+        .and_then(|r| r.first())
+        .context("no runs listed")?;
+    let c = &last["counts"];
+    let n = |key: &str| c[key].as_u64().unwrap_or(0);
+    ensure!(
+        n("added") == added
+            && n("changed") == changed
+            && n("removed") == removed
+            && n("written") == added + changed
+            && n("deleted") == removed
+            && n("failed") == 0,
+        "{kind}: the last run's counts are {c}, expected {added} added, {changed} changed, \
+         {removed} removed, all written or deleted"
+    );
+    Ok(())
 }
