@@ -90,6 +90,7 @@
 pub mod cases;
 mod memory;
 mod proxy;
+mod server;
 mod values;
 
 use std::net::SocketAddr;
@@ -102,6 +103,7 @@ use backflow_connector_core::{CanonicalType, Source};
 
 pub use memory::{memory_probe_requested, MemoryReport};
 pub use proxy::FaultProxy;
+pub use server::{server_url, through_proxy, upstream_of};
 pub use values::{sample_columns, SampleColumn};
 
 use crate::{HarnessResult, Row};

@@ -1,12 +1,12 @@
 //! The source contract suite against PostgreSQL.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backflow_connector_contract::source::{
-    Applies, BadQuery, SeriesSpec, SourceCapabilities, SourceHarness, TableSpec, TestTable,
-    DEFAULT_LARGE_RESULT_ROWS,
+    server_url, through_proxy, upstream_of, Applies, BadQuery, SeriesSpec, SourceCapabilities,
+    SourceHarness, TableSpec, TestTable, DEFAULT_LARGE_RESULT_ROWS,
 };
 use backflow_connector_contract::{unique_name, HarnessResult};
 use backflow_connector_core::{CanonicalType, Source};
@@ -23,21 +23,8 @@ impl PgSourceHarness {
     /// A harness against `BACKFLOW_TEST_POSTGRES_URL`; panics with a clear message when the
     /// variable is missing or the server is down.
     async fn new() -> Self {
-        let url = std::env::var("BACKFLOW_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-            panic!(
-                "BACKFLOW_TEST_POSTGRES_URL is not set; run scripts/services.sh start and \
-                 eval \"$(scripts/services.sh env)\""
-            )
-        });
-        let parsed = url::Url::parse(&url).expect("BACKFLOW_TEST_POSTGRES_URL parses");
-        let upstream = (
-            parsed.host_str().expect("the test URL names a host"),
-            parsed.port().unwrap_or(5432),
-        )
-            .to_socket_addrs()
-            .expect("resolve the test server")
-            .next()
-            .expect("the test server has an address");
+        let url = server_url("BACKFLOW_TEST_POSTGRES_URL");
+        let upstream = upstream_of(&url, 5432);
         let harness = Self { url, upstream };
         if let Err(e) = harness.conn().await {
             panic!("PostgreSQL is unreachable ({e}); start it with scripts/services.sh start");
@@ -165,11 +152,7 @@ impl SourceHarness for PgSourceHarness {
     }
 
     fn source_through(&self, proxy: SocketAddr) -> HarnessResult<Arc<dyn Source>> {
-        let mut url = url::Url::parse(&self.url)?;
-        url.set_host(Some(&proxy.ip().to_string()))?;
-        url.set_port(Some(proxy.port()))
-            .map_err(|()| "the test URL takes a port")?;
-        Ok(self.source_at(url.as_str()))
+        Ok(self.source_at(&through_proxy(&self.url, proxy)?))
     }
 
     async fn kill_session(&self, table: &TestTable) -> HarnessResult<()> {

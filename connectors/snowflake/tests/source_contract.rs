@@ -2,12 +2,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use backflow_connector_contract::source::{
-    Applies, BadQuery, SeriesSpec, SourceCapabilities, SourceHarness, TableSpec, TestTable,
-    TypeSupport, DEFAULT_LARGE_RESULT_ROWS,
+    upstream_of, Applies, BadQuery, SeriesSpec, SourceCapabilities, SourceHarness, TableSpec,
+    TestTable, TypeSupport, DEFAULT_LARGE_RESULT_ROWS,
 };
 use backflow_connector_contract::HarnessResult;
 use backflow_connector_core::{CanonicalType, Source};
@@ -23,12 +23,7 @@ struct FakesnowHarness {
 impl FakesnowHarness {
     fn new() -> Self {
         let url = common::fakesnow_url();
-        let host_port = url.trim_start_matches("http://").trim_end_matches('/');
-        let upstream = host_port
-            .to_socket_addrs()
-            .expect("resolve fakesnow")
-            .next()
-            .expect("fakesnow has an address");
+        let upstream = upstream_of(&url, 80);
         Self { url, upstream }
     }
 
