@@ -7,6 +7,7 @@
 //! the connection and hands batches over a channel of one slot, so memory stays bounded by
 //! about two batches whatever the result size.
 
+use backflow_connector_core::source::ReaderMessage as Message;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -151,12 +152,6 @@ fn source_field(name: &str, column_type: &str) -> Result<(Kind, Field), Connecto
     Ok((kind, field))
 }
 
-enum Message {
-    Batch(RecordBatch),
-    Failed(ConnectorError),
-    End,
-}
-
 #[async_trait]
 impl Source for MysqlSource {
     async fn check(&self) -> Result<(), ConnectorError> {
@@ -207,25 +202,9 @@ impl Source for MysqlSource {
         let batch_size = options.batch_size.max(1);
         let task_schema = schema.clone();
         tokio::spawn(pump(conn, query, task_schema, kinds, batch_size, tx).instrument(span));
-        let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
-            if done {
-                return None;
-            }
-            match rx.recv().await {
-                Some(Message::Batch(b)) => Some((Ok(b), (rx, false))),
-                Some(Message::Failed(e)) => Some((Err(e), (rx, true))),
-                Some(Message::End) => None,
-                // The task ended without saying the result was complete: never an early end.
-                None => Some((
-                    Err(ConnectorError::internal(
-                        "the mysql reader stopped before the end of the result",
-                    )
-                    .with_retryable(true)),
-                    (rx, true),
-                )),
-            }
-        });
-        Ok(BatchStream::new(schema, stream))
+        Ok(backflow_connector_core::source::reader_stream(
+            schema, rx, "mysql",
+        ))
     }
 }
 

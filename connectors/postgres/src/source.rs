@@ -6,9 +6,9 @@
 //! result size, and the server is throttled by TCP back-pressure. The stream ends only after
 //! the COPY trailer and the server's completion; anything else is an error item.
 
+use backflow_connector_core::source::ReaderMessage as Message;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use backflow_connector_core::{BatchStream, ConnectorError, ReadOptions, Source};
@@ -45,12 +45,6 @@ struct ResultColumn {
     typmod: i32,
     type_name: String,
     relation: Option<(u32, i16)>,
-}
-
-enum Message {
-    Batch(RecordBatch),
-    Failed(ConnectorError),
-    End,
 }
 
 #[async_trait]
@@ -118,25 +112,9 @@ impl Source for PostgresSource {
             }
         }
 
-        let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
-            if done {
-                return None;
-            }
-            match rx.recv().await {
-                Some(Message::Batch(b)) => Some((Ok(b), (rx, false))),
-                Some(Message::Failed(e)) => Some((Err(e), (rx, true))),
-                Some(Message::End) => None,
-                // The task ended without saying the result was complete: never an early end.
-                None => Some((
-                    Err(ConnectorError::internal(
-                        "the postgres reader stopped before the end of the result",
-                    )
-                    .with_retryable(true)),
-                    (rx, true),
-                )),
-            }
-        });
-        Ok(BatchStream::new(schema, stream))
+        Ok(backflow_connector_core::source::reader_stream(
+            schema, rx, "postgres",
+        ))
     }
 }
 

@@ -8,6 +8,7 @@
 //! and the one being built are held whatever the result size. The stream ends only after a
 //! `FETCH` came back short and the transaction committed; anything else is an error item.
 
+use backflow_connector_core::source::ReaderMessage as Message;
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -44,12 +45,6 @@ impl RedshiftSource {
     async fn connect(&self) -> Result<PgConnection, ConnectorError> {
         self.config.connection.connect(Role::Plain).await
     }
-}
-
-enum Message {
-    Batch(arrow::array::RecordBatch),
-    Failed(ConnectorError),
-    End,
 }
 
 #[async_trait]
@@ -106,24 +101,9 @@ impl Source for RedshiftSource {
         let batch_size = options.batch_size.max(1);
         let fetch_size = self.config.fetch_size;
         tokio::spawn(pump(conn, builder, batch_size, fetch_size, tx).instrument(span));
-        let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
-            if done {
-                return None;
-            }
-            match rx.recv().await {
-                Some(Message::Batch(b)) => Some((Ok(b), (rx, false))),
-                Some(Message::Failed(e)) => Some((Err(e), (rx, true))),
-                Some(Message::End) => None,
-                // The task ended without saying the result was complete: never an early end.
-                None => Some((
-                    Err(ConnectorError::connectivity(
-                        "the redshift reader stopped before the end of the result",
-                    )),
-                    (rx, true),
-                )),
-            }
-        });
-        Ok(BatchStream::new(schema, stream))
+        Ok(backflow_connector_core::source::reader_stream(
+            schema, rx, "redshift",
+        ))
     }
 }
 

@@ -13,6 +13,7 @@
 //! A task owns the connection and fetches rows while the consumer reads batches through a
 //! channel of two, so memory stays at a few batches whatever the result size.
 
+use backflow_connector_core::source::ReaderMessage as Message;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -72,31 +73,10 @@ impl Source for SqliteSource {
             ConnectorError::internal("sqlite reader task ended before the schema")
         })??;
         tracing::debug!(columns = schema.fields().len(), "sqlite query planned");
-        let stream = futures::stream::unfold((batch_rx, false), |(mut rx, done)| async move {
-            if done {
-                return None;
-            }
-            match rx.recv().await {
-                Some(Message::Batch(batch)) => Some((Ok(batch), (rx, false))),
-                Some(Message::Error(e)) => Some((Err(e), (rx, true))),
-                Some(Message::End) => None,
-                // The task died without saying it finished: never let that look like the end.
-                None => Some((
-                    Err(ConnectorError::internal(
-                        "sqlite reader task ended before the end of the result",
-                    )),
-                    (rx, true),
-                )),
-            }
-        });
-        Ok(BatchStream::new(schema, stream))
+        Ok(backflow_connector_core::source::reader_stream(
+            schema, batch_rx, "sqlite",
+        ))
     }
-}
-
-enum Message {
-    Batch(RecordBatch),
-    Error(ConnectorError),
-    End,
 }
 
 struct Reader {
@@ -119,7 +99,7 @@ impl Reader {
                     let _ = tx.send(Err(e));
                 }
                 None => {
-                    let _ = self.batches.send(Message::Error(e)).await;
+                    let _ = self.batches.send(Message::Failed(e)).await;
                 }
             }
         }
