@@ -14,7 +14,7 @@ dir=${BACKFLOW_SERVICES_DIR:-/tmp/backflow-services}
 
 # Each service is one file in scripts/services.d/NAME.sh defining start_NAME, stop_NAME and
 # env_NAME; they start in the order below (PostgreSQL first: other services may use it).
-services=(postgres mariadb firestore ferretdb jaeger fakesnow bigquery)
+services=(postgres mariadb firestore ferretdb jaeger fakesnow bigquery s3)
 for name in "${services[@]}"; do
   # shellcheck source=/dev/null
   . "$here/services.d/$name.sh"

@@ -126,9 +126,21 @@ if grep -q '^kind: HorizontalPodAutoscaler' "$auto_off" && ! grep -q '^kind: Sca
 else
   fail "autoscaling auto: without KEDA [$(kinds "$auto_off")] with KEDA [$(kinds "$auto_on")]"
 fi
-for kind in PodDisruptionBudget Service Secret PersistentVolumeClaim; do
+for kind in PodDisruptionBudget Service Secret; do
   grep -q "^kind: $kind" "$auto_off" || fail "default render has no $kind"
 done
+# Snapshots live in object storage: no volume to share, the URL and the object store's
+# settings on the control plane, its credentials Secret on every Backflow container.
+env_secret="$work/existing-secret-env-without-keda.yaml"
+if ! grep -q '^kind: PersistentVolumeClaim' "$auto_off" && ! grep -q 'persistentVolumeClaim' "$auto_off" \
+  && grep -A1 'name: BACKFLOW__CONTROL_PLANE__SNAPSHOTS$' "$auto_off" | grep -qF '"s3://backflow-snapshots/prod"' \
+  && grep -q 'name: BACKFLOW__CONTROL_PLANE__SNAPSHOT_GC_GRACE_SECS' "$auto_off" \
+  && [[ "$(grep -c 'name: backflow-object-store' "$env_secret")" -eq 2 ]] \
+  && grep -A1 'name: AWS_REGION$' "$work/keda-without-keda.yaml" | grep -qF '"eu-west-1"'; then
+  pass "snapshots in object storage: no volume claim; URL, settings and credentials Secret on the pods"
+else
+  fail "snapshots in object storage renders"
+fi
 if grep -q 'helm.sh/hook: test' "$auto_off" && grep -q -- '- migrate' "$auto_off"; then
   pass "default render has the helm test hook and the migrate init container"
 else
@@ -158,6 +170,14 @@ refuse "a store that is not PostgreSQL" "secrets.store" --set secrets.store=sqli
 refuse "an unknown autoscaling mode" "/worker/autoscaling/mode" --set secrets.store=postgres://a@b/c --set worker.autoscaling.mode=cpu
 refuse "an unknown secrets mode" "/secrets/mode" --set secrets.store=postgres://a@b/c --set secrets.mode=vault
 refuse "a misspelled value" "'autoscalling' not allowed" --set secrets.store=postgres://a@b/c --set worker.autoscalling.mode=keda
+refuse "a release without a snapshot URL" "snapshots.url" --set secrets.store=postgres://a@b/c
+refuse "a local snapshot directory" "snapshots.url must be" --set secrets.store=postgres://a@b/c --set snapshots.url=/var/lib/backflow/snapshots
+refuse "a snapshot URL with credentials" "without credentials" --set secrets.store=postgres://a@b/c --set snapshots.url=s3://AKIAEXAMPLE:not-for-logs@bucket/p
+if grep -q 'not-for-logs' "$work/refuse.log"; then
+  fail "the chart's refusal quotes the snapshot URL's credentials"
+else
+  pass "the chart's refusal does not quote the snapshot URL's credentials"
+fi
 
 # The schemas really are strict: an unknown field is an error, not a pass.
 sed -e 's/^  selector:$/  selectorr:/' "$auto_on" >"$work/broken.yaml"

@@ -4,7 +4,9 @@ development and CI machines):
 
 * compose.yaml: parsed with PyYAML (anchors and merge keys resolved as Compose does); the
   services, images and builds, dependencies and their conditions, healthchecks, published
-  ports, volumes, environment and the demo definition file it mounts.
+  ports, volumes, environment, the object store holding the snapshots (its bucket created
+  before the control plane starts, the same settings on every process) and the demo
+  definition file it mounts.
 * Dockerfile: stages, the build command, the non-root user, ports and entrypoint.
 * Every BACKFLOW__SECTION__KEY variable set by compose.yaml or by the rendered Helm manifests
   names a real settings field: the settings structs deny unknown fields, so a typo would stop
@@ -100,7 +102,7 @@ def check_compose(repo, fields):
     compose = yaml.safe_load(open(path))
     check_interpolation(compose)
     services = compose.get("services", {})
-    expected = ["postgres", "jaeger", "migrate", "control-plane", "worker-1", "worker-2", "demo"]
+    expected = ["postgres", "jaeger", "minio", "minio-init", "migrate", "control-plane", "worker-1", "worker-2", "demo"]
     missing = [name for name in expected if name not in services]
     if not check(not missing, "compose.yaml: services %s are missing" % ", ".join(missing)):
         return
@@ -157,8 +159,7 @@ def check_compose(repo, fields):
         check(env.get("BACKFLOW__WORKER__TOKEN") == cp_env.get("BACKFLOW__CONTROL_PLANE__WORKER_TOKEN"),
               "compose.yaml: %s's worker token must match the control plane's" % name)
         check("healthcheck" in worker and "/readyz" in " ".join(worker["healthcheck"]["test"]), "compose.yaml: %s healthcheck must call /readyz" % name)
-        check(any(v.startswith("snapshots:") for v in worker.get("volumes", [])), "compose.yaml: %s must share the snapshots volume" % name)
-    check(any(v.startswith("snapshots:") for v in cp.get("volumes", [])), "compose.yaml: control-plane must share the snapshots volume")
+    check_object_store(services)
     for name in ("control-plane", "worker-1", "worker-2", "demo"):
         env = env_dict(services[name])
         check(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://jaeger:4317", "compose.yaml: %s must export traces to Jaeger" % name)
@@ -172,6 +173,41 @@ def check_compose(repo, fields):
         check(not missing, "compose.yaml: %s lacks %s referenced by compose/backflow.yaml" % (name, ", ".join(sorted(missing))))
     synced = [s["name"] for s in demo.get("syncs", [])]
     check(any(s in " ".join(services["demo"]["command"]) for s in synced), "compose.yaml: the demo must trigger a sync of compose/backflow.yaml")
+
+
+OBJECT_STORE_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")
+
+
+def check_object_store(services):
+    """Snapshots live in the compose S3 server's bucket: every Backflow process reaches it with
+    the same settings, the bucket exists before the control plane starts, and no process keeps
+    snapshots on a volume of its own."""
+    cp_env = env_dict(services["control-plane"])
+    url = cp_env.get("BACKFLOW__CONTROL_PLANE__SNAPSHOTS", "")
+    match = re.fullmatch(r"s3://([a-z0-9.-]+)(/[^@?#]*)?", url)
+    if not check(match, "compose.yaml: control-plane snapshots must be an s3://BUCKET/PREFIX URL without credentials, not %r" % url):
+        return
+    bucket = match.group(1)
+    init = services["minio-init"]
+    script = " ".join(init.get("command") or [])
+    check("mc mb" in script and "local/%s" % bucket in script, "compose.yaml: minio-init must create bucket %s" % bucket)
+    check(services["control-plane"].get("depends_on", {}).get("minio-init", {}).get("condition") == "service_completed_successfully",
+          "compose.yaml: control-plane must wait for minio-init to create the bucket")
+    check(init.get("depends_on", {}).get("minio", {}).get("condition") == "service_healthy", "compose.yaml: minio-init must wait for a healthy minio")
+    check("healthcheck" in services["minio"], "compose.yaml: minio needs a healthcheck")
+    minio_env = env_dict(services["minio"])
+    check("--console-address" in services["minio"].get("command", []), "compose.yaml: minio must run `server` with its console")
+    for name in ("control-plane", "worker-1", "worker-2"):
+        env = env_dict(services[name])
+        missing = [k for k in OBJECT_STORE_ENV if k not in env]
+        check(not missing, "compose.yaml: %s lacks %s" % (name, ", ".join(missing)))
+        check(env.get("AWS_ENDPOINT_URL") == "http://minio:9000", "compose.yaml: %s must reach minio" % name)
+        check(env.get("AWS_ACCESS_KEY_ID") == minio_env.get("MINIO_ROOT_USER")
+              and env.get("AWS_SECRET_ACCESS_KEY") == minio_env.get("MINIO_ROOT_PASSWORD"),
+              "compose.yaml: %s's object-store credentials must match minio's" % name)
+        check("@" not in env.get("AWS_ENDPOINT_URL", ""), "compose.yaml: %s's endpoint must not hold credentials" % name)
+        check(not any("/var/lib/backflow" in v for v in services[name].get("volumes", [])),
+              "compose.yaml: %s must not keep snapshots on a volume" % name)
 
 
 def check_dockerfile(repo):

@@ -10,6 +10,7 @@
 #![allow(clippy::print_stderr)]
 
 pub mod scores;
+pub mod targets;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -132,7 +133,7 @@ fn newest_source(root: &Path) -> Option<(SystemTime, PathBuf)> {
         }
     }
     let mut newest = None;
-    for dir in ["services", "connectors", "proto"] {
+    for dir in ["engine", "services", "connectors", "proto"] {
         walk(&root.join(dir), &mut newest);
     }
     newest
@@ -696,6 +697,7 @@ impl Api {
         self.connections
             .clone()
             .create_connection(v1::CreateConnectionRequest {
+                validate_only: false,
                 connection_id: id.to_owned(),
                 connection: Some(v1::Connection {
                     r#type: kind.into(),
@@ -934,6 +936,7 @@ pub fn pg_sync(query: &str, destination: &str, batch_size: Option<u32>) -> v1::S
             object: destination.to_owned(),
             mode: v1::SyncMode::Upsert as i32,
             create_table: true,
+            ..Default::default()
         }),
         options: Some(v1::SyncOptions {
             batch_size,

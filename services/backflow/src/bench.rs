@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use backflow_connector_core::{Destination, ReadOptions, Source};
-use backflow_worker::engine::{
+use backflow_engine::{
     Engine, RunInput, RunResult, SnapshotRef, SnapshotStore, SyncMode, SyncOptions, SyncSpec,
 };
 use clap::Args;
@@ -154,15 +154,19 @@ fn stage_detail(r: &RunResult) -> String {
     } else {
         0.0
     };
+    let j = &r.journal_stats;
     format!(
-        "read {:.1}s diff {:.1}s write {:.1}s snapshot {:.1}s | written {} deleted {} | snapshot heap {:.0} B/row",
+        "read {:.1}s diff {:.1}s write {:.1}s snapshot {:.1}s | written {} deleted {} | snapshot heap {:.0} B/row | journal {} segments {:.1} MB {:.0} ms",
         t.source_read.as_secs_f64(),
         t.diff.as_secs_f64(),
         t.destination_write.as_secs_f64(),
         t.snapshot_write.as_secs_f64(),
         r.counts.written,
         r.counts.deleted,
-        per_row
+        per_row,
+        j.segments,
+        j.bytes as f64 / 1e6,
+        j.write_micros as f64 / 1e3
     )
 }
 
@@ -221,6 +225,7 @@ impl Bench {
             query: query.into(),
             primary_key: vec!["id".into()],
             object: object.into(),
+            destination_connection: "bench".into(),
             mode: SyncMode::Mirror,
             create_table: true,
             mappings: Vec::new(),
@@ -230,7 +235,7 @@ impl Bench {
             },
         };
         let run_id = uuid_like();
-        Ok(self
+        let result = self
             .engine
             .run(RunInput {
                 run_id: &run_id,
@@ -241,7 +246,14 @@ impl Bench {
                 full_resync: false,
                 progress: None,
             })
-            .await?)
+            .await?;
+        // Every measured run is committed (the next scenario starts from its snapshot), and
+        // a committed run's journal is cleared, as the worker does after CompleteRun.
+        self.engine
+            .snapshots()
+            .clear_journal(&result.journal)
+            .await?;
+        Ok(result)
     }
 }
 
@@ -454,6 +466,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     println!(
         "snapshot heap per row:                 {:.0} bytes (target ≤ 64)",
         same.snapshot_heap_bytes as f64 / same.snapshot.rows.max(1) as f64
+    );
+    let journal = &initial.journal_stats;
+    let per_million = 1e6 / journal.keys.max(1) as f64;
+    println!(
+        "write journal of the initial sync:     {:.1} MB and {:.0} ms of {:.2} s per 1M rows written",
+        journal.bytes as f64 * per_million / 1e6,
+        journal.write_micros as f64 * per_million / 1e3,
+        initial_time.as_secs_f64() * per_million
     );
     if !args.keep {
         sqlx::raw_sql(&format!("DROP SCHEMA {SCHEMA} CASCADE"))

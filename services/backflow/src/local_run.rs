@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use backflow_common::definitions::Definitions;
-use backflow_worker::engine::{Engine, RunInput, RunResult, SnapshotRef, SnapshotStore};
+use backflow_engine::{Engine, RunInput, RunResult, SnapshotRef, SnapshotStore};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
 /// Options of `backflow run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The definition file (DESIGN.md §1 format).
+    /// The definition file (`backflow.yaml`: connections and syncs; see the README).
     #[arg(short = 'f', long = "file")]
     file: PathBuf,
     /// Run only these syncs (default: all, in file order).
@@ -134,6 +134,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 if let Some(old) = old.filter(|old| old.path != result.snapshot.path) {
                     engine.snapshots().delete(&old).await.ok();
                 }
+                // Committed: the journaled keys are accounted for. Left behind, they would
+                // only make the next run resend them.
+                engine.snapshots().clear_journal(&result.journal).await.ok();
                 outcomes.push(Outcome {
                     sync: sync.name.clone(),
                     result: Some(result),

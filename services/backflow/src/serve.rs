@@ -16,7 +16,7 @@ use backflow_control_plane::model::now_millis;
 use backflow_control_plane::server::{serve, TlsFiles};
 use backflow_control_plane::store::Store;
 use backflow_control_plane::telemetry;
-use backflow_worker::runner::{run_worker, snapshot_dir, WorkerConfig, WorkerStatus};
+use backflow_worker::runner::{run_worker, WorkerConfig, WorkerStatus};
 use clap::Args;
 use figment::providers::{Env, Format, Serialized, Yaml};
 use figment::Figment;
@@ -33,8 +33,14 @@ pub struct ControlPlaneSettings {
     pub listen: String,
     /// `sqlite:PATH` or `postgres://…` (secret references allowed).
     pub store: String,
-    /// Snapshot directory (or `file://` URL) handed to workers.
+    /// Snapshot store handed to workers: a directory, a `file://` URL, or `s3://`, `gs://`,
+    /// `az://` BUCKET/PREFIX (credentials from the standard environment variables).
     pub snapshots: String,
+    /// Seconds between garbage collections of the snapshot store; 0 turns them off.
+    pub snapshot_gc_interval_secs: u64,
+    /// Seconds a superseded or orphaned snapshot-store object is kept before garbage
+    /// collection may delete it (a running attempt may not have committed it yet).
+    pub snapshot_gc_grace_secs: u64,
     /// Worker heartbeat interval in seconds; leases live 3 × this + 2 s.
     pub heartbeat_interval_secs: u64,
     /// First retry delay in seconds; doubles per attempt.
@@ -57,6 +63,8 @@ impl Default for ControlPlaneSettings {
             listen: "127.0.0.1:7070".into(),
             store: "sqlite:.backflow/state.db".into(),
             snapshots: ".backflow/snapshots".into(),
+            snapshot_gc_interval_secs: 15 * 60,
+            snapshot_gc_grace_secs: 60 * 60,
             heartbeat_interval_secs: 5,
             retry_backoff_secs: 10,
             api_tokens: Vec::new(),
@@ -211,7 +219,8 @@ pub struct ControlPlaneArgs {
     /// `sqlite:PATH` or `postgres://…`.
     #[arg(long)]
     store: Option<String>,
-    /// Snapshot directory or `file://` URL, shared with the workers.
+    /// Snapshot store shared with the workers: a directory, a `file://` URL, or
+    /// `s3://`, `gs://`, `az://` BUCKET/PREFIX.
     #[arg(long)]
     snapshots: Option<String>,
     /// Worker heartbeat interval in seconds.
@@ -284,13 +293,7 @@ fn control_plane_config(s: &ControlPlaneSettings) -> anyhow::Result<ControlPlane
 /// Parsed as workers parse it, so a location they would refuse stops the control plane at
 /// start instead of failing every run.
 fn absolute(store: &str) -> anyhow::Result<String> {
-    let dir = snapshot_dir(store).context("control_plane.snapshots")?;
-    let dir = if dir.is_absolute() {
-        dir
-    } else {
-        std::env::current_dir()?.join(dir)
-    };
-    Ok(dir.display().to_string())
+    backflow_engine::store::absolute_location(store).context("control_plane.snapshots")
 }
 
 fn auth_config(s: &ControlPlaneSettings) -> anyhow::Result<AuthConfig> {
@@ -374,8 +377,20 @@ async fn run_control_plane(
     if let Some(admin) = admin {
         spawn_admin(&settings.admin_listen, admin, shutdown.clone()).await?;
     }
+    // Opened here too, so a snapshot store this process cannot configure stops it at start.
+    let snapshots = backflow_engine::SnapshotStore::open(&cp.config.snapshot_store)
+        .context("control_plane.snapshots")?;
     let scheduler = tokio::spawn(backflow_control_plane::scheduler::run_scheduler(
         Arc::clone(&cp),
+        shutdown.clone().cancelled_owned(),
+    ));
+    let snapshot_gc = tokio::spawn(backflow_control_plane::snapshot_gc::run_snapshot_gc(
+        store.clone(),
+        snapshots,
+        backflow_control_plane::snapshot_gc::SnapshotGcConfig {
+            interval: Duration::from_secs(settings.snapshot_gc_interval_secs),
+            grace: Duration::from_secs(settings.snapshot_gc_grace_secs),
+        },
         shutdown.clone().cancelled_owned(),
     ));
     info!(listen = %listener.local_addr()?, "control plane listening");
@@ -388,6 +403,7 @@ async fn run_control_plane(
     )
     .await?;
     scheduler.await?;
+    snapshot_gc.await?;
     store.close().await;
     Ok(())
 }
@@ -603,7 +619,11 @@ mod tests {
 
     #[test]
     fn snapshot_locations_workers_refuse_stop_the_control_plane() {
-        assert!(absolute("s3://bucket/snapshots").is_err());
+        assert!(absolute("ftp://host/snapshots").is_err());
+        assert_eq!(
+            absolute("s3://bucket/snapshots").unwrap(),
+            "s3://bucket/snapshots"
+        );
         assert!(absolute("file:///var/snapshots")
             .unwrap()
             .ends_with("/var/snapshots"));

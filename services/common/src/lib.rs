@@ -1,8 +1,10 @@
 //! What every Backflow service and the CLI share: the declarative definition file, logs and
-//! traces ([`telemetry`]), the metrics registry ([`metrics`]) and the admin HTTP server
-//! ([`admin`]).
+//! traces ([`telemetry`]), the W3C trace context carried between them ([`trace_context`]),
+//! the metrics registry and metric names ([`metrics`]) and the admin HTTP server ([`admin`]).
+//! It is the bottom layer of the services: it depends on no service crate.
 
 pub mod admin;
 pub mod definitions;
 pub mod metrics;
 pub mod telemetry;
+pub mod trace_context;

@@ -21,6 +21,10 @@ pub const QUEUE_DEPTH: &str = "backflow_queue_depth";
 pub const QUEUE_OLDEST_AGE: &str = "backflow_queue_oldest_age_seconds";
 /// Counter of leases that expired (a worker stopped heartbeating).
 pub const LEASE_EXPIRATIONS_TOTAL: &str = "backflow_lease_expirations_total";
+/// Counter of rows read, written, rejected and deleted, by sync and kind; recorded by workers.
+pub const ROWS_TOTAL: &str = "backflow_rows_total";
+/// Gauge of a worker's run slots, by state (`busy`, `free`).
+pub const WORKER_SLOTS: &str = "backflow_worker_slots";
 
 const RUN_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
@@ -72,13 +76,10 @@ fn build() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> 
         "Leases that expired because their worker stopped heartbeating."
     );
     describe_counter!(
-        backflow_worker::runner::metrics::ROWS_TOTAL,
+        ROWS_TOTAL,
         "Rows read, written, rejected and deleted, by sync."
     );
-    describe_gauge!(
-        backflow_worker::runner::metrics::WORKER_SLOTS,
-        "This worker's run slots, busy or free."
-    );
+    describe_gauge!(WORKER_SLOTS, "This worker's run slots, busy or free.");
     describe_counter!(
         crate::telemetry::grpc::GRPC_REQUESTS_TOTAL,
         "gRPC requests served, by method and status code."

@@ -4,11 +4,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use backflow_proto::json::{struct_from_json, struct_to_json};
-use backflow_proto::v1;
-use backflow_worker::engine::{
+use backflow_connector_core::quoted;
+use backflow_connector_core::secret::{holds_mask, redact_config, MASK};
+use backflow_engine::{
     Mapping, RejectedOperation, RejectedRow, RunCounts, StageTimings, SyncMode, SyncOptions,
 };
+
+use backflow_proto::json::{struct_from_json, struct_to_json};
+use backflow_proto::v1;
 
 use crate::error::{ApiError, FieldViolation};
 use crate::model::{
@@ -41,7 +44,10 @@ pub fn parse_name(collection: &str, field: &str, name: &str) -> Result<String, A
         Some(_) => {
             return Err(ApiError::invalid(
                 field,
-                format!("`{name}` is not a `{collection}/{{id}}` resource name"),
+                format!(
+                    "{} is not a `{collection}/{{id}}` resource name",
+                    quoted(name)
+                ),
             ))
         }
         None => name,
@@ -52,7 +58,10 @@ pub fn parse_name(collection: &str, field: &str, name: &str) -> Result<String, A
     if collection != RUNS && !valid_id(id) {
         return Err(ApiError::invalid(
             field,
-            format!("`{id}` is not a valid id (1–63 letters, digits, `_` or `-`)"),
+            format!(
+                "{} is not a valid id (1–63 letters, digits, `_` or `-`)",
+                quoted(id)
+            ),
         ));
     }
     Ok(id.to_owned())
@@ -115,7 +124,8 @@ pub fn connection_from_proto(
         return Err(ApiError::invalid(
             "connection.type",
             format!(
-                "`{kind}` is not a connector type of this build (supported: {})",
+                "{} is not a connector type of this build (supported: {})",
+                quoted(&kind),
                 known.join(", ")
             ),
         ));
@@ -133,6 +143,17 @@ pub fn connection_from_proto(
         };
         return Err(ApiError::invalid(field, e.message().to_owned()));
     }
+    if holds_mask(&config) {
+        return Err(ApiError::invalid(
+            "connection.config",
+            format!(
+                "holds the mask `{MASK}` where a password goes, as `connections get` shows \
+                 stored secrets; write the password itself or a `${{env:NAME}}` / \
+                 `${{file:PATH}}` reference (a masked config is taken back only unchanged, by \
+                 UpdateConnection on the same connection)"
+            ),
+        ));
+    }
     Ok(ConnectionRecord {
         id,
         kind,
@@ -142,8 +163,19 @@ pub fn connection_from_proto(
     })
 }
 
-/// A stored connection on the wire.
+/// A stored connection as API clients see it: literal secrets in the config (a password
+/// written inside a URL, a literal `password` or `passphrase`) masked as `***`, references
+/// kept as written.
 pub fn connection_to_proto(c: &ConnectionRecord) -> v1::Connection {
+    v1::Connection {
+        config: Some(struct_from_json(&redact_config(&c.config))),
+        ..connection_with_secrets_to_proto(c)
+    }
+}
+
+/// A stored connection with its config exactly as stored, literal secrets included: only for
+/// the worker that runs a sync (its lease), which must connect with them.
+pub fn connection_with_secrets_to_proto(c: &ConnectionRecord) -> v1::Connection {
     v1::Connection {
         name: name(CONNECTIONS, &c.id),
         r#type: c.kind.clone(),
@@ -235,7 +267,7 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
         } else if !seen.insert(column) {
             bad(
                 &format!("sync.primary_key[{i}]"),
-                format!("`{column}` is listed twice"),
+                format!("{} is listed twice", quoted(column)),
             );
         }
     }
@@ -248,7 +280,7 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
         } else if !froms.insert(&m.from) {
             bad(
                 &format!("sync.mappings[{i}].from"),
-                format!("`{}` is mapped twice", m.from),
+                format!("{} is mapped twice", quoted(&m.from)),
             );
         }
         if m.to.trim().is_empty() {
@@ -256,7 +288,7 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
         } else if !tos.insert(&m.to) {
             bad(
                 &format!("sync.mappings[{i}].to"),
-                format!("`{}` is the target of two mappings", m.to),
+                format!("{} is the target of two mappings", quoted(&m.to)),
             );
         }
     }
@@ -279,7 +311,7 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
             Err(e) => {
                 bad(
                     "sync.schedule.cron",
-                    format!("`{expression}` is not a cron expression: {e}"),
+                    format!("{} is not a cron expression: {e}", quoted(expression)),
                 );
                 None
             }
@@ -342,6 +374,7 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
         object: destination.object,
         mode: mode.unwrap_or(SyncMode::Upsert),
         create_table: destination.create_table,
+        shared: destination.shared,
         mappings: s
             .mappings
             .iter()
@@ -383,6 +416,7 @@ pub fn sync_definition_to_proto(d: &SyncDefinition) -> v1::Sync {
             object: d.object.clone(),
             mode: mode_to_proto(d.mode).into(),
             create_table: d.create_table,
+            shared: d.shared,
         }),
         mappings: d
             .mappings
@@ -632,6 +666,7 @@ mod tests {
                 object: "public.scores".into(),
                 mode: v1::SyncMode::Mirror.into(),
                 create_table: true,
+                shared: true,
             }),
             mappings: vec![v1::Mapping {
                 from: "score".into(),
@@ -652,8 +687,71 @@ mod tests {
         assert_eq!(d.mode, SyncMode::Mirror);
         assert_eq!(d.max_attempts, DEFAULT_MAX_ATTEMPTS);
         assert_eq!(d.options, SyncOptions::default());
+        assert!(d.shared);
         let back = sync_definition_from_proto("s", &sync_definition_to_proto(&d)).unwrap();
         assert_eq!(back, d);
+    }
+
+    #[test]
+    fn connections_go_out_masked_except_in_leases() {
+        let record = ConnectionRecord {
+            id: "app_db".into(),
+            kind: "postgres".into(),
+            config: serde_json::json!({
+                "url": "postgres://app:hunter2@db:5432/app",
+                "password": "${env:PW}",
+            }),
+            created_at: 1,
+            updated_at: 2,
+        };
+        let shown = struct_to_json(&connection_to_proto(&record).config.unwrap());
+        assert_eq!(shown["url"], "postgres://app:***@db:5432/app");
+        assert_eq!(shown["password"], "${env:PW}");
+        let leased = struct_to_json(&connection_with_secrets_to_proto(&record).config.unwrap());
+        assert_eq!(leased, record.config);
+    }
+
+    #[test]
+    fn a_masked_password_is_not_taken_as_a_password() {
+        let masked = v1::Connection {
+            r#type: "postgres".into(),
+            config: Some(struct_from_json(
+                &serde_json::json!({ "url": "postgres://app:***@db/app" }),
+            )),
+            ..Default::default()
+        };
+        let Err(ApiError::InvalidArgument(v)) = connection_from_proto("c".into(), &masked, 0)
+        else {
+            panic!("a masked config was accepted");
+        };
+        assert_eq!(v[0].field, "connection.config");
+    }
+
+    #[test]
+    fn quoted_values_in_errors_are_cut_short() {
+        let huge = "x".repeat(1 << 20);
+        let Err(ApiError::InvalidArgument(v)) = parse_name(SYNCS, "name", &huge) else {
+            panic!("a 1 MB id was accepted");
+        };
+        assert!(v[0].description.len() < 400, "{}", v[0].description.len());
+        assert!(
+            v[0].description.contains("1048576 bytes"),
+            "{}",
+            v[0].description
+        );
+        let mut s = valid_sync();
+        s.mappings.push(v1::Mapping {
+            from: huge.clone(),
+            to: "a".into(),
+        });
+        s.mappings.push(v1::Mapping {
+            from: huge,
+            to: "b".into(),
+        });
+        let Err(ApiError::InvalidArgument(v)) = sync_definition_from_proto("s", &s) else {
+            panic!("expected invalid argument");
+        };
+        assert!(v.iter().all(|v| v.description.len() < 400), "{v:?}");
     }
 
     #[test]

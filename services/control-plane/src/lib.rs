@@ -9,5 +9,7 @@ pub mod error;
 pub mod model;
 pub mod scheduler;
 pub mod server;
+pub mod snapshot_gc;
 pub mod store;
 pub mod telemetry;
+pub mod validate;

@@ -1,7 +1,7 @@
 //! The control plane's records, independent of the wire format (proto) and of the store's SQL,
 //! so the API layer, the queue and the scheduler agree on one meaning of each field.
 
-use backflow_worker::engine::{Mapping, RunCounts, StageTimings, SyncMode, SyncOptions};
+use backflow_engine::{Mapping, RunCounts, StageTimings, SyncMode, SyncOptions};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch, UTC. Every timestamp is taken from the control plane's
@@ -66,6 +66,11 @@ pub struct SyncDefinition {
     pub mode: SyncMode,
     /// Create the object when missing.
     pub create_table: bool,
+    /// Other syncs may write the same object, when they say so too. Without it, a second
+    /// sync writing the object of another is refused, since the two would overwrite (or, in
+    /// mirror mode, delete) each other's rows. Absent in definitions stored before it existed.
+    #[serde(default)]
+    pub shared: bool,
     /// Renames from query columns to destination columns.
     pub mappings: Vec<Mapping>,
     /// When the sync runs by itself.
@@ -248,7 +253,7 @@ pub struct RunRecord {
 }
 
 /// A row the destination refused, as stored.
-pub use backflow_worker::engine::RejectedRow;
+pub use backflow_engine::RejectedRow;
 
 /// Identifies one attempt of one run; every worker report carries it (fencing).
 #[derive(Debug, Clone, PartialEq, Eq)]

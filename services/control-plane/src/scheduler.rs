@@ -80,7 +80,7 @@ async fn fire_due(cp: &ControlPlane) {
     for sync in due {
         // A scheduled run has no caller: its trace starts here.
         let span = tracing::info_span!(parent: None, "sync.schedule", backflow.sync = %sync.id);
-        let traceparent = span.in_scope(backflow_worker::trace_context::current_traceparent);
+        let traceparent = span.in_scope(backflow_common::trace_context::current_traceparent);
         let queued = cp
             .enqueue(&NewRun {
                 sync_id: sync.id.clone(),

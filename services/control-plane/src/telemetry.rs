@@ -66,7 +66,7 @@ pub fn run_leased(run: &RunRecord, sync: &str) {
     let Some(traceparent) = run.traceparent.as_deref() else {
         return;
     };
-    let parent = backflow_worker::trace_context::from_traceparent(traceparent);
+    let parent = backflow_common::trace_context::from_traceparent(traceparent);
     if !parent.span().span_context().is_valid() {
         return;
     }

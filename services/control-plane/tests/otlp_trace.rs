@@ -165,6 +165,7 @@ async fn a_run_is_one_trace_from_caller_to_commit() -> Result<()> {
     for (id, path) in [("src", &source_db), ("dst", &destination_db)] {
         connections
             .create_connection(v1::CreateConnectionRequest {
+                validate_only: false,
                 connection_id: id.into(),
                 connection: Some(v1::Connection {
                     r#type: "sqlite".into(),
@@ -191,6 +192,7 @@ async fn a_run_is_one_trace_from_caller_to_commit() -> Result<()> {
                     object: "scores".into(),
                     mode: v1::SyncMode::Upsert as i32,
                     create_table: true,
+                    ..Default::default()
                 }),
                 options: Some(v1::SyncOptions {
                     batch_size: Some(10),
@@ -209,7 +211,7 @@ async fn a_run_is_one_trace_from_caller_to_commit() -> Result<()> {
             name: "syncs/scores".into(),
             ..Default::default()
         });
-        backflow_worker::trace_context::inject_current(request.metadata_mut());
+        backflow_common::trace_context::inject_current(request.metadata_mut());
         syncs.trigger_sync(request).await
     }
     .instrument(caller.clone())

@@ -10,9 +10,7 @@ use backflow_control_plane::model::{
     SyncRecord,
 };
 use backflow_control_plane::store::{Dialect, Store, StoreError};
-use backflow_worker::engine::{
-    Mapping, RejectedOperation, RunCounts, StageTimings, SyncMode, SyncOptions,
-};
+use backflow_engine::{Mapping, RejectedOperation, RunCounts, StageTimings, SyncMode, SyncOptions};
 
 /// A store for one test, and what is needed to open a second handle on the same database
 /// and to clean up.
@@ -143,6 +141,7 @@ macro_rules! store_suite {
                 migrate_is_idempotent,
                 connection_crud,
                 sync_crud,
+                checked_sync_writes_see_the_other_writers_of_their_destination,
                 connection_in_use_cannot_be_deleted,
                 pagination,
                 complete_commits_run_snapshot_and_rejected_rows,
@@ -239,6 +238,7 @@ mod cases {
             object: "public.customer_scores".into(),
             mode: SyncMode::Upsert,
             create_table: true,
+            shared: false,
             mappings: vec![],
             schedule: Some(Schedule::Every { seconds: 900 }),
             options: SyncOptions::default(),
@@ -429,6 +429,88 @@ mod cases {
             store.delete_connection("warehouse").await,
             "connection",
             "warehouse",
+        );
+    }
+
+    pub async fn checked_sync_writes_see_the_other_writers_of_their_destination(f: &Fixture) {
+        let store = &f.store;
+        connections(store).await;
+        store
+            .create_connection(&connection("other_db", T0))
+            .await
+            .unwrap();
+        // The check is handed the destination connection and every other sync writing
+        // through it: never the sync itself, never syncs of other destinations.
+        let seen = |expected: &'static [&'static str]| {
+            move |destination: &ConnectionRecord, others: &[SyncRecord]| {
+                let ids: Vec<&str> = others.iter().map(|s| s.id.as_str()).collect();
+                assert_eq!(ids, expected, "others seen writing to {}", destination.id);
+                Ok(())
+            }
+        };
+        store
+            .create_sync_checked(
+                &sync_record("a", definition("warehouse", "app_db")),
+                &seen(&[]),
+            )
+            .await
+            .unwrap();
+        store
+            .create_sync(&sync_record(
+                "elsewhere",
+                definition("warehouse", "other_db"),
+            ))
+            .await
+            .unwrap();
+        store
+            .create_sync_checked(
+                &sync_record("b", definition("warehouse", "app_db")),
+                &seen(&["a"]),
+            )
+            .await
+            .unwrap();
+        store
+            .update_sync_checked(
+                "a",
+                &definition("warehouse", "app_db"),
+                T0 + 1,
+                &seen(&["b"]),
+            )
+            .await
+            .unwrap();
+        // A refusal is FailedPrecondition carrying the check's message, and writes nothing.
+        let refuse = |_: &ConnectionRecord, others: &[SyncRecord]| {
+            Err(format!("taken by `{}`", others[0].id))
+        };
+        assert_precondition(
+            store
+                .create_sync_checked(
+                    &sync_record("c", definition("warehouse", "app_db")),
+                    &refuse,
+                )
+                .await,
+            "taken by `a`",
+        );
+        assert_not_found(store.get_sync("c").await, "sync", "c");
+        let mut moved = definition("warehouse", "app_db");
+        moved.object = "public.moved".into();
+        assert_precondition(
+            store
+                .update_sync_checked("b", &moved, T0 + 2, &refuse)
+                .await,
+            "taken by `a`",
+        );
+        assert_eq!(
+            store.get_sync("b").await.unwrap().definition.object,
+            "public.customer_scores"
+        );
+        // Connections are still checked first.
+        assert_not_found(
+            store
+                .create_sync_checked(&sync_record("d", definition("warehouse", "gone")), &refuse)
+                .await,
+            "connection",
+            "gone",
         );
     }
 

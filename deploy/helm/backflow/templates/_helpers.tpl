@@ -58,10 +58,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (include "backflow.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
 
-{{- define "backflow.snapshotsClaim" -}}
-{{- default (printf "%s-snapshots" (include "backflow.fullname" .)) .Values.snapshots.persistence.existingClaim }}
-{{- end }}
-
 {{- define "backflow.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
@@ -131,8 +127,25 @@ process resolves, so the value never enters the pod's environment.
 {{- end }}
 {{- end }}
 
-{{/* Connection secrets (envFrom part). */}}
-{{- define "backflow.connectionEnvFrom" -}}
+{{/* The object store's settings that are not secret, on every Backflow container. */}}
+{{- define "backflow.snapshotsEnv" -}}
+{{- range $name, $value := .Values.snapshots.env }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Whether Backflow containers get an envFrom list. */}}
+{{- define "backflow.hasEnvFrom" -}}
+{{- if or .Values.snapshots.existingSecret .Values.connectionSecrets.envFromSecrets }}true{{ end }}
+{{- end }}
+
+{{/* Secrets whose keys become environment variables: the object store's, then the connections'. */}}
+{{- define "backflow.envFrom" -}}
+{{- with .Values.snapshots.existingSecret }}
+- secretRef:
+    name: {{ . }}
+{{- end }}
 {{- range .Values.connectionSecrets.envFromSecrets }}
 - secretRef:
     name: {{ . }}
@@ -141,8 +154,6 @@ process resolves, so the value never enters the pod's environment.
 
 {{/* Volume mounts shared by both components. */}}
 {{- define "backflow.volumeMounts" -}}
-- name: snapshots
-  mountPath: {{ .Values.snapshots.mountPath }}
 - name: tmp
   mountPath: /tmp
 {{- if eq .Values.secrets.mode "file" }}
@@ -160,9 +171,6 @@ process resolves, so the value never enters the pod's environment.
 {{/* Pod volumes: include with (dict "ctx" $ "component" "worker"). Workers get only the worker token. */}}
 {{- define "backflow.volumes" -}}
 {{- $values := .ctx.Values -}}
-- name: snapshots
-  persistentVolumeClaim:
-    claimName: {{ include "backflow.snapshotsClaim" .ctx }}
 - name: tmp
   emptyDir: {}
 {{- if eq $values.secrets.mode "file" }}
@@ -201,5 +209,12 @@ process resolves, so the value never enters the pod's environment.
 {{- end }}
 {{- if and .Values.secrets.store (not (regexMatch "^postgres(ql)?://" .Values.secrets.store)) }}
 {{- fail "secrets.store must be a postgres:// URL: replicas share the store, and KEDA's scaler reads it" }}
+{{- end }}
+{{- /* The messages never quote the URL: it could hold credentials. */}}
+{{- if not .Values.snapshots.url }}
+{{- fail "snapshots.url (s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX) is required: every pod reads and writes the snapshots there" }}
+{{- end }}
+{{- if not (regexMatch "^(s3|gs|az|azure)://[A-Za-z0-9._-]+(/[^@?#]*)?$" .Values.snapshots.url) }}
+{{- fail "snapshots.url must be s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX, without credentials (those go in the Secret named by snapshots.existingSecret)" }}
 {{- end }}
 {{- end }}

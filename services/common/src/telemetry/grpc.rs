@@ -84,7 +84,7 @@ where
                 otel.status_code = tracing::field::Empty,
             )
         };
-        backflow_worker::trace_context::continue_from(&span, request.headers());
+        crate::trace_context::continue_from(&span, request.headers());
         let started = Instant::now();
         let future = inner.call(request);
         Box::pin(

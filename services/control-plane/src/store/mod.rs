@@ -27,6 +27,7 @@ use sqlx::{Any, AnyPool, Transaction};
 
 pub use error::StoreError;
 pub use lock::SchedulerLock;
+pub use syncs::TargetCheck;
 
 /// The store's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -14,7 +14,7 @@ use crate::model::{
     Completion, Enqueued, Lease, LeaseRef, LeaseStatus, Millis, NewRun, QueueStats, RejectedRow,
     RunError, RunFilter, RunRecord, RunState,
 };
-use backflow_worker::engine::RunCounts;
+use backflow_engine::RunCounts;
 
 const RUN: &str = "run";
 

@@ -11,7 +11,7 @@ use crate::model::{
     ConnectionRecord, RejectedRow, RunError, RunRecord, RunState, RunTrigger, SnapshotPointer,
     SyncRecord,
 };
-use backflow_worker::engine::RejectedOperation;
+use backflow_engine::RejectedOperation;
 
 /// Columns of `connections`, in [`connection_from_row`]'s order.
 pub(super) const CONNECTION_COLUMNS: &str = "id, kind, config, created_at, updated_at";

@@ -3,34 +3,104 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::rows::{fetch_sync, lock_row, sync_from_row, to_i64, to_json, SYNC_COLUMNS};
+use super::rows::{
+    fetch_connection, fetch_sync, lock_row, sync_from_row, to_i64, to_json, SYNC_COLUMNS,
+};
 use super::{Dialect, Result, Store, StoreError};
-use crate::model::{Millis, Schedule, SyncDefinition, SyncRecord};
+use crate::model::{ConnectionRecord, Millis, Schedule, SyncDefinition, SyncRecord};
 
 const KIND: &str = "sync";
 
+/// Decides, inside the transaction that writes a sync, whether the sync may write its
+/// destination object, given the destination connection and every other sync writing
+/// through that connection. `Err` carries the refusal, which the store returns as
+/// [`StoreError::FailedPrecondition`].
+pub type TargetCheck<'a> =
+    dyn Fn(&ConnectionRecord, &[SyncRecord]) -> std::result::Result<(), String> + Send + Sync + 'a;
+
 /// Fails with `NotFound { kind: "connection" }` unless both connections of `definition`
 /// exist; on PostgreSQL the rows stay share-locked until commit so they cannot be deleted
-/// under the sync being written.
+/// under the sync being written. With `exclusive`, the destination connection is locked for
+/// update instead, so that syncs written through one destination connection (on any replica)
+/// are written one at a time and each sees the others' targets. Rows are locked in id order,
+/// so two such writes never wait on each other in a cycle.
 async fn check_connections(
     conn: &mut AnyConnection,
     dialect: Dialect,
     definition: &SyncDefinition,
+    exclusive: bool,
 ) -> Result<()> {
-    for id in [
-        &definition.source_connection,
-        &definition.destination_connection,
-    ] {
-        lock_row(conn, "connections", "connection", id, dialect.for_share()).await?;
+    let mut ids = vec![
+        definition.source_connection.as_str(),
+        definition.destination_connection.as_str(),
+    ];
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let lock = if exclusive && id == definition.destination_connection {
+            dialect.for_update()
+        } else {
+            dialect.for_share()
+        };
+        lock_row(conn, "connections", "connection", id, lock).await?;
     }
     Ok(())
+}
+
+/// Runs `check` on the destination connection of `definition` and the other syncs writing
+/// through it (every sync but `id`), with the connection rows locked by the caller.
+async fn check_target(
+    conn: &mut AnyConnection,
+    id: &str,
+    definition: &SyncDefinition,
+    check: &TargetCheck<'_>,
+) -> Result<()> {
+    let destination = fetch_connection(conn, &definition.destination_connection)
+        .await?
+        .ok_or_else(|| StoreError::not_found("connection", &definition.destination_connection))?;
+    let sql = format!(
+        "SELECT {SYNC_COLUMNS} FROM syncs WHERE destination_connection = $1 AND id <> $2 \
+         ORDER BY id"
+    );
+    let others = sqlx::query(&sql)
+        .bind(&definition.destination_connection)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(sync_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    check(&destination, &others).map_err(StoreError::FailedPrecondition)
 }
 
 impl Store {
     /// Stores a new sync; its id must be free and both of its connections must exist.
     pub async fn create_sync(&self, sync: &SyncRecord) -> Result<()> {
+        self.create_sync_inner(sync, None).await
+    }
+
+    /// [`Store::create_sync`], refused with `FailedPrecondition` when `check` refuses the
+    /// sync's target. The check runs in the writing transaction, with every other sync write
+    /// through the same destination connection waiting, so two concurrent writes cannot both
+    /// pass it.
+    pub async fn create_sync_checked(
+        &self,
+        sync: &SyncRecord,
+        check: &TargetCheck<'_>,
+    ) -> Result<()> {
+        self.create_sync_inner(sync, Some(check)).await
+    }
+
+    async fn create_sync_inner(
+        &self,
+        sync: &SyncRecord,
+        check: Option<&TargetCheck<'_>>,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        check_connections(&mut tx, self.dialect, &sync.definition).await?;
+        check_connections(&mut tx, self.dialect, &sync.definition, check.is_some()).await?;
+        if let Some(check) = check {
+            check_target(&mut tx, &sync.id, &sync.definition, check).await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO syncs (id, definition, source_connection, destination_connection, \
              paused, created_at, updated_at, last_run_id, snapshot_path, snapshot_rows) \
@@ -100,11 +170,37 @@ impl Store {
         definition: &SyncDefinition,
         now: Millis,
     ) -> Result<SyncRecord> {
+        self.update_sync_inner(id, definition, now, None).await
+    }
+
+    /// [`Store::update_sync`], refused with `FailedPrecondition` when `check` refuses the new
+    /// definition's target; see [`Store::create_sync_checked`].
+    pub async fn update_sync_checked(
+        &self,
+        id: &str,
+        definition: &SyncDefinition,
+        now: Millis,
+        check: &TargetCheck<'_>,
+    ) -> Result<SyncRecord> {
+        self.update_sync_inner(id, definition, now, Some(check))
+            .await
+    }
+
+    async fn update_sync_inner(
+        &self,
+        id: &str,
+        definition: &SyncDefinition,
+        now: Millis,
+        check: Option<&TargetCheck<'_>>,
+    ) -> Result<SyncRecord> {
         let mut tx = self.begin_write().await?;
-        check_connections(&mut tx, self.dialect, definition).await?;
+        check_connections(&mut tx, self.dialect, definition, check.is_some()).await?;
         let current = fetch_sync(&mut tx, id)
             .await?
             .ok_or_else(|| StoreError::not_found(KIND, id))?;
+        if let Some(check) = check {
+            check_target(&mut tx, id, definition, check).await?;
+        }
         // The snapshot says what the destination object holds, column by column. Pointed at
         // another object, connection, key or column naming, it would make the next run skip
         // rows the new target has never seen; without it the next run sends everything.

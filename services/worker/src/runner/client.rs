@@ -53,7 +53,7 @@ impl BearerAuth {
 impl tonic::service::Interceptor for BearerAuth {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         // The control plane's spans of this call join the trace of the run being reported.
-        crate::trace_context::inject_current(request.metadata_mut());
+        backflow_common::trace_context::inject_current(request.metadata_mut());
         if let Some(header) = &self.header {
             request
                 .metadata_mut()

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use backflow_proto::v1 as pb;
 
-use crate::engine::result::{RejectedOperation, RejectedRow, StageTimings};
-use crate::engine::{Mapping, RunCounts, SnapshotRef, SyncMode, SyncOptions, SyncSpec};
 use crate::runner::failure::LeaseError;
+use backflow_engine::result::{RejectedOperation, RejectedRow, StageTimings};
+use backflow_engine::{Mapping, RunCounts, SnapshotRef, SyncMode, SyncOptions, SyncSpec};
 
 /// The `{id}` of `{collection}/{id}`, or an error naming `field`.
 pub(crate) fn resource_id<'a>(
@@ -84,6 +84,11 @@ pub(crate) fn sync_spec(sync: Option<&pb::Sync>) -> Result<SyncSpec, LeaseError>
         query: source.query.clone(),
         primary_key: sync.primary_key.clone(),
         object: destination.object.clone(),
+        destination_connection: destination
+            .connection
+            .strip_prefix("connections/")
+            .unwrap_or(&destination.connection)
+            .to_owned(),
         mode: sync_mode(destination.mode)?,
         create_table: destination.create_table,
         mappings,
@@ -258,6 +263,7 @@ mod tests {
                 object: "public.customer_scores".into(),
                 mode: pb::SyncMode::Mirror as i32,
                 create_table: true,
+                ..Default::default()
             }),
             mappings: vec![pb::Mapping {
                 from: "churn_risk".into(),
@@ -285,6 +291,7 @@ mod tests {
                 query: "SELECT customer_id, churn_risk FROM scores".into(),
                 primary_key: vec!["customer_id".into()],
                 object: "public.customer_scores".into(),
+                destination_connection: "app_db".into(),
                 mode: SyncMode::Mirror,
                 create_table: true,
                 mappings: vec![Mapping {

@@ -10,7 +10,6 @@ use backflow_proto::v1 as pb;
 use tokio::sync::watch;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use crate::engine::{Engine, RunCounts, RunInput, RunResult, SnapshotRef, SnapshotStore, SyncSpec};
 use crate::runner::client::with_timeout;
 use crate::runner::convert::{
     connection, counts_to_proto, duration_from_proto, previous_snapshot, resource_id, sync_spec,
@@ -20,9 +19,11 @@ use crate::runner::failure::{LeaseError, RunFailure};
 use crate::runner::leases::{HeldLease, Stop};
 use crate::runner::metrics::{BusySlot, RowMetrics};
 use crate::runner::report;
-use crate::runner::store_url::snapshot_dir;
 use crate::runner::Ctx;
-use crate::trace_context;
+use backflow_common::trace_context;
+use backflow_engine::{
+    Engine, RunCounts, RunInput, RunResult, SnapshotRef, SnapshotStore, SyncSpec,
+};
 
 /// Heartbeat interval when a lease does not say (the control plane always should).
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
@@ -49,7 +50,7 @@ struct Prepared {
 
 /// How the engine phase of a run ended.
 enum Outcome {
-    Finished(Box<Result<RunResult, crate::engine::EngineError>>),
+    Finished(Box<Result<RunResult, backflow_engine::EngineError>>),
     Stopped(Stop),
 }
 
@@ -117,13 +118,13 @@ fn prepare(lease: &pb::Lease, lease_ref: &pb::LeaseRef) -> Result<Prepared, Leas
     let run_id = resource_id(&lease_ref.run, "runs", "ref.run")?;
     let spec = sync_spec(lease.sync.as_ref())?;
     let previous = previous_snapshot(lease.snapshot.as_ref())?;
-    let dir = snapshot_dir(&lease.snapshot_store)?;
+    let snapshots = SnapshotStore::open(&lease.snapshot_store)?;
     let (source_kind, config) = connection(lease.source.as_ref(), "source")?;
     let source = backflow_connectors::source(&source_kind, &config).map_err(LeaseError::Source)?;
     let (kind, config) = connection(lease.destination.as_ref(), "destination")?;
     let destination =
         backflow_connectors::destination(&kind, &config).map_err(LeaseError::Destination)?;
-    let engine = Engine::new(SnapshotStore::local(dir)?).with_systems(&source_kind, &kind);
+    let engine = Engine::new(snapshots).with_systems(&source_kind, &kind);
     let rows = RowMetrics::new(&spec.name);
     Ok(Prepared {
         run_id: format!("{run_id}-a{}", lease_ref.attempt),

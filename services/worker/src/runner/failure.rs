@@ -6,7 +6,7 @@
 use backflow_connector_core::ConnectorError;
 use backflow_proto::v1 as pb;
 
-use crate::engine::EngineError;
+use backflow_engine::EngineError;
 
 /// Code of a run the user cancelled.
 pub(crate) const CANCELLED: &str = "cancelled";
@@ -31,15 +31,6 @@ pub enum LeaseError {
         field: String,
         /// What is wrong with it.
         message: String,
-    },
-    /// The snapshot store is an object-store URL this worker cannot open yet. Only the scheme
-    /// is kept: the rest of such a URL may hold credentials.
-    #[error(
-        "snapshot store URL scheme not supported: `{scheme}` (use a directory path or a file:// URL)"
-    )]
-    UnsupportedSnapshotStore {
-        /// The URL's scheme, lowercased.
-        scheme: String,
     },
     /// The source connection's config was refused by its connector.
     #[error("source connection: {0}")]
@@ -72,7 +63,6 @@ impl LeaseError {
         match self {
             LeaseError::InvalidSync { .. } => "invalid_definition",
             LeaseError::InvalidLease { .. } => "invalid_lease",
-            LeaseError::UnsupportedSnapshotStore { .. } => "snapshot_store_unsupported",
             LeaseError::Source(_) => "source_error",
             LeaseError::Destination(_) => "destination_error",
             LeaseError::Engine(e) => e.code(),
@@ -82,9 +72,7 @@ impl LeaseError {
     /// Whether another attempt, perhaps on another worker, may succeed unchanged.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
-            LeaseError::InvalidSync { .. }
-            | LeaseError::InvalidLease { .. }
-            | LeaseError::UnsupportedSnapshotStore { .. } => false,
+            LeaseError::InvalidSync { .. } | LeaseError::InvalidLease { .. } => false,
             LeaseError::Source(e) | LeaseError::Destination(e) => e.is_retryable(),
             LeaseError::Engine(e) => e.is_retryable(),
         }

@@ -177,11 +177,28 @@ impl Leases {
             }
         }
     }
+
+    /// Stops every run whose lease is about to expire by this machine's clock without a
+    /// renewal: one heartbeat interval before the deadline, the control plane may soon grant
+    /// the run again, and two attempts must not write the same rows at once. The run's write
+    /// journal makes the next attempt exact about what this one wrote.
+    pub(crate) fn fence_expiring(&self, now: SystemTime) {
+        for h in lock(&self.held).values() {
+            if h.stop() != Stop::Lost && now + h.interval >= h.deadline() {
+                warn!(
+                    run_id = %h.lease.run,
+                    "no heartbeat reached the control plane before the lease deadline; stopping the run"
+                );
+                h.signal(Stop::Lost);
+            }
+        }
+    }
 }
 
 /// Sends one `Heartbeat` for all held leases at the shortest interval they ask for, and
 /// sooner (with backoff) after a failed one, so a control plane that comes back finds the
-/// leases renewed before they expire. Runs until aborted.
+/// leases renewed before they expire; a lease that could not be renewed in time stops its
+/// run ([`Leases::fence_expiring`]). Runs until aborted.
 pub(crate) async fn heartbeat_loop(client: WorkerClient, worker_id: String, leases: Arc<Leases>) {
     let mut backoff = Backoff::new();
     let mut retry_after: Option<Duration> = None;
@@ -232,6 +249,7 @@ pub(crate) async fn heartbeat_loop(client: WorkerClient, worker_id: String, leas
                 retry_after = Some(backoff.next_delay());
             }
         }
+        leases.fence_expiring(SystemTime::now());
     }
 }
 
@@ -299,5 +317,21 @@ mod tests {
         drop(b);
         assert_eq!(leases.len(), 2);
         assert_eq!(leases.due().1, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_lease_not_renewed_in_time_stops_its_run_one_interval_early() {
+        let leases = Arc::new(Leases::default());
+        let now = SystemTime::now();
+        let deadline = now + Duration::from_secs(17);
+        let held = leases.hold(lease("a"), Duration::from_secs(5), deadline);
+        leases.fence_expiring(now + Duration::from_secs(11));
+        assert_eq!(
+            held.stop(),
+            Stop::Continue,
+            "still more than an interval left"
+        );
+        leases.fence_expiring(now + Duration::from_secs(12));
+        assert_eq!(held.stop(), Stop::Lost);
     }
 }

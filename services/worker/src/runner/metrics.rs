@@ -7,12 +7,9 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use crate::engine::RunCounts;
+use backflow_engine::RunCounts;
 
-/// Counter of rows by sync and kind.
-pub const ROWS_TOTAL: &str = "backflow_rows_total";
-/// Gauge of this worker's slots by state.
-pub const WORKER_SLOTS: &str = "backflow_worker_slots";
+use backflow_common::metrics::{ROWS_TOTAL, WORKER_SLOTS};
 
 /// Turns the cumulative counts of one run into increments of `backflow_rows_total`.
 pub(crate) struct RowMetrics {

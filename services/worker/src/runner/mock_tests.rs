@@ -268,6 +268,7 @@ fn lease(run: &str, query: &str, f: &Files, previous: Option<&pb::SnapshotPointe
                 object: "scores".into(),
                 mode: pb::SyncMode::Upsert as i32,
                 create_table: true,
+                ..Default::default()
             }),
             ..Default::default()
         }),
@@ -359,7 +360,7 @@ async fn leases_that_cannot_run_are_failed_naming_the_problem() {
         .unwrap()
         .mode = 0;
     let mut bad_store = lease("s", &rows(1), &f, None);
-    bad_store.snapshot_store = "s3://key:secret@bucket/x".into();
+    bad_store.snapshot_store = "ftp://key:secret@bucket/x".into();
     let mut bad_type = lease("t", &rows(1), &f, None);
     bad_type.source.as_mut().unwrap().r#type = "oracle".into();
     mock.with(|s| s.queue.extend([bad_mode, bad_store, bad_type]));

@@ -1,7 +1,7 @@
 //! The worker poll loop: leases runs from the control plane over gRPC (`WorkerService`) and
-//! executes them with the [`Engine`](crate::engine::Engine).
+//! executes them with the [`Engine`](backflow_engine::Engine).
 //!
-//! Work is pulled, never pushed (DESIGN.md §3): `concurrency` slots each long-poll
+//! Work is pulled, never pushed (docs/architecture.md): `concurrency` slots each long-poll
 //! `PollWork`, run the lease they get and report it with `CompleteRun` or `FailRun`. One
 //! heartbeat task keeps every held lease alive and turns the control plane's answers into
 //! stop signals (lost lease, cancel). A control plane that is down or restarting is waited
@@ -9,7 +9,7 @@
 //!
 //! Files: `slot` (poll loop), `execute` (one lease), `leases` (held leases, heartbeats),
 //! `report` (CompleteRun/FailRun and snapshot cleanup), `convert` (proto ↔ engine),
-//! `store_url` (snapshot store location), `client` (channel, auth, retry rule), `backoff`,
+//! `client` (channel, auth, retry rule), `backoff`,
 //! `failure` (FailRun codes).
 
 mod backoff;
@@ -23,10 +23,8 @@ pub mod metrics;
 mod mock_tests;
 mod report;
 mod slot;
-mod store_url;
 
 pub use failure::LeaseError;
-pub use store_url::snapshot_dir;
 
 use std::collections::HashMap;
 use std::fmt;

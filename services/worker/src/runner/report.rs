@@ -13,7 +13,6 @@ use backflow_proto::v1 as pb;
 use tonic::{Code, Status};
 use tracing::{debug, error, info, warn};
 
-use crate::engine::{RunCounts, RunResult, SnapshotRef, SnapshotStore};
 use crate::runner::backoff::Backoff;
 use crate::runner::client::{is_transient, with_timeout};
 use crate::runner::convert::{
@@ -22,6 +21,7 @@ use crate::runner::convert::{
 use crate::runner::failure::RunFailure;
 use crate::runner::leases::{HeldLease, Stop};
 use crate::runner::Ctx;
+use backflow_engine::{RunCounts, RunResult, SnapshotRef, SnapshotStore};
 
 /// Time allowed for one `CompleteRun` call; it commits a transaction with the rejected rows.
 const COMPLETE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -136,6 +136,10 @@ pub(crate) async fn complete(
             );
             if let Some(old) = previous.filter(|_| !new_is_previous) {
                 delete_snapshot(store, old, "previous").await;
+            }
+            // Only now, with the snapshot committed, are the journaled keys accounted for.
+            if let Err(e) = store.clear_journal(&result.journal).await {
+                warn!(error = %e, "could not clear the run's journal; the next run resends its keys");
             }
         }
         Delivery::Refused {
@@ -269,7 +273,7 @@ fn capped_rejected_rows(result: &RunResult) -> (Vec<pb::RejectedRow>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::result::{RejectedOperation, RejectedRow, StageTimings};
+    use backflow_engine::result::{RejectedOperation, RejectedRow, StageTimings};
 
     #[test]
     fn rejected_rows_are_capped_by_size() {
@@ -288,6 +292,8 @@ mod tests {
                 rows: 0,
             },
             snapshot_heap_bytes: 0,
+            journal: Default::default(),
+            journal_stats: Default::default(),
         };
         let (rows, dropped) = capped_rejected_rows(&result);
         assert!(rows.len() < 5000);

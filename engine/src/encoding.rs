@@ -27,7 +27,7 @@ use arrow::datatypes::{
 };
 use backflow_connector_core::CanonicalType;
 
-use crate::engine::error::EngineError;
+use crate::error::EngineError;
 
 /// One column prepared for encoding: the typed view is resolved once per batch, so the per-row
 /// loop is a plain `match` with no downcasts.

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use backflow_worker::engine::{EngineError, SyncMode};
+use backflow_engine::{EngineError, SyncMode};
 use common::*;
 
 #[tokio::test]
@@ -122,7 +122,7 @@ async fn an_aborted_run_converges_on_the_next_run() {
     let (spec, source, destination) = (h.spec.clone(), h.source.clone(), h.destination.clone());
     let task = tokio::spawn(async move {
         engine
-            .run(backflow_worker::RunInput {
+            .run(backflow_engine::RunInput {
                 run_id: "aborted",
                 spec: &spec,
                 source: source.as_ref(),

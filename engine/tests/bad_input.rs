@@ -3,7 +3,7 @@
 mod common;
 
 use backflow_connector_core::ErrorKind;
-use backflow_worker::engine::{EngineError, Mapping, SyncMode};
+use backflow_engine::{EngineError, Mapping, SyncMode};
 use common::*;
 
 async fn source(pool: &sqlx::PgPool) -> String {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use backflow_worker::engine::{RunCounts, SyncMode};
+use backflow_engine::{RunCounts, SyncMode};
 use common::*;
 
 /// Applies `sql` (with `{t}` standing for a table) to the source and, when the mode should
@@ -15,7 +15,7 @@ async fn change(pool: &sqlx::PgPool, sql: &str, src: &str, exp: Option<&str>) {
     }
 }
 
-fn counts(r: &backflow_worker::RunResult) -> RunCounts {
+fn counts(r: &backflow_engine::RunResult) -> RunCounts {
     r.counts
 }
 

@@ -17,13 +17,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{info, info_span, Instrument};
 
-use crate::engine::classify::{prepare, read_source, render_key, Classifier, Prepared};
-use crate::engine::encoding::decode_keys;
-use crate::engine::error::EngineError;
-use crate::engine::result::RunCounts;
-use crate::engine::run::Engine;
-use crate::engine::snapshot::SnapshotRef;
-use crate::engine::spec::SyncSpec;
+use crate::classify::{prepare, read_source, render_key, Classifier, Prepared};
+use crate::encoding::decode_keys;
+use crate::error::EngineError;
+use crate::result::RunCounts;
+use crate::run::Engine;
+use crate::snapshot::SnapshotRef;
+use crate::spec::SyncSpec;
 
 /// Batches buffered between the source reader and the classifier, as in a run.
 const CHANNEL_DEPTH: usize = 2;
@@ -53,7 +53,7 @@ pub struct PlanResult {
     /// `written`, `deleted`, `failed` and `skipped` need the destination and stay 0.
     pub counts: RunCounts,
     /// The first `sample_size` added keys in source order, rendered like
-    /// [`RejectedRow::key`](crate::engine::RejectedRow::key) (`col=value`).
+    /// [`RejectedRow::key`](crate::RejectedRow::key) (`col=value`).
     pub sample_added: Vec<String>,
     /// The first `sample_size` changed keys in source order, rendered the same way.
     pub sample_changed: Vec<String>,
@@ -104,10 +104,12 @@ impl Engine {
             let batch = item.map_err(EngineError::Source)?;
             let (added, changed) = (&mut result.sample_added, &mut result.sample_changed);
             classifier.classify(&batch, |_, _, row| {
-                let sample = match row.slot {
-                    None => &mut *added,
-                    Some(_) if row.changed => &mut *changed,
-                    Some(_) => return,
+                let sample = if row.added {
+                    &mut *added
+                } else if row.changed {
+                    &mut *changed
+                } else {
+                    return;
                 };
                 if sample.len() < sample_size {
                     sample.push(row.render_key());

@@ -70,6 +70,9 @@ pub enum EngineError {
     /// Reading or writing a snapshot failed.
     #[error("snapshot store: {0}")]
     Snapshot(String),
+    /// The snapshot store's location cannot be opened; running again will not help.
+    #[error(transparent)]
+    SnapshotStore(#[from] crate::store::LocationError),
     /// A bug: an invariant of the engine did not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -97,6 +100,10 @@ impl EngineError {
             EngineError::TooManyDeletes { .. } => "too_many_deletes",
             EngineError::KeySchemaChanged { .. } => "key_schema_changed",
             EngineError::Snapshot(_) => "snapshot_error",
+            EngineError::SnapshotStore(crate::store::LocationError::Unsupported { .. }) => {
+                "snapshot_store_unsupported"
+            }
+            EngineError::SnapshotStore(_) => "invalid_snapshot_store",
             EngineError::Internal(_) => "internal",
         }
     }

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use backflow_worker::engine::{
+use backflow_engine::{
     Engine, EngineError, PlanInput, PlanResult, RunCounts, SnapshotStore, SyncMode,
 };
 use common::*;

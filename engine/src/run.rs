@@ -1,11 +1,13 @@
 //! One run of a sync: read → canonicalise → hash → classify against the previous snapshot →
 //! write changes → delete removals (mirror) → write the next snapshot.
 //!
-//! Three tasks form a pipeline joined by bounded channels: the source reader, the differ (this
-//! task), and the destination writer. The source keeps streaming while the destination writes,
-//! and memory is bounded by a few batches plus the two snapshot indexes, never by the size of
-//! the query result. Each write is acknowledged per row before its key enters the next
-//! snapshot, so a row that failed, or a run that died, is sent again next time.
+//! Four tasks form a pipeline joined by bounded channels: the source reader, the differ (this
+//! task), the journal (which stores each batch's keys before the batch may reach the
+//! destination) and the destination writer. The source keeps streaming while the destination
+//! writes, and memory is bounded by a few batches plus the two snapshot indexes, never by the
+//! size of the query result. Each write is acknowledged per row before its key enters the next
+//! snapshot, so a row that failed is sent again next time; a run that died leaves its journal,
+//! which makes the next attempt treat every key it may have touched as unknown.
 //!
 //! Validation and classification live in the `classify` module, shared with
 //! the dry run; this module adds what only a real run does: writing, deleting, acknowledging
@@ -25,12 +27,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, info_span, Instrument};
 
-use crate::engine::classify::{prepare, read_source, render_key, Classifier, Prepared};
-use crate::engine::encoding::decode_keys;
-use crate::engine::error::EngineError;
-use crate::engine::result::{RejectedOperation, RejectedRow, RunCounts, RunResult, StageTimings};
-use crate::engine::snapshot::{SnapshotBuilder, SnapshotRef, SnapshotStore};
-use crate::engine::spec::{SyncMode, SyncSpec};
+use crate::classify::{prepare, read_source, render_key, Classifier, Prepared};
+use crate::encoding::decode_keys;
+use crate::error::EngineError;
+use crate::journal::{JournalCleanup, JournalStats, JournalWriter, Segment};
+use crate::result::{RejectedOperation, RejectedRow, RunCounts, RunResult, StageTimings};
+use crate::snapshot::{SnapshotBuilder, SnapshotRef};
+use crate::spec::{SyncMode, SyncSpec};
+use crate::store::SnapshotStore;
 
 /// Batches buffered between two stages; small, because back-pressure is the point.
 const CHANNEL_DEPTH: usize = 2;
@@ -67,6 +71,9 @@ enum Work {
     Write { id: u64, batch: RecordBatch },
     Delete { id: u64, keys: RecordBatch },
 }
+
+/// A batch of work and the journal segment of the keys it touches.
+type Journaled = (Work, Segment);
 
 struct Ack {
     id: u64,
@@ -124,6 +131,8 @@ impl Pending {
 struct Differ<'a> {
     classifier: Classifier<'a>,
     full_resync: bool,
+    /// An empty journal segment with this attempt's header, cloned for each batch.
+    segment: Segment,
     added: SnapshotBuilder,
     rejected: Vec<RejectedRow>,
     pending: HashMap<u64, Pending>,
@@ -172,6 +181,8 @@ impl Engine {
             plan,
             previous,
             key_types_match,
+            journal_read,
+            recovered_keys,
         } = prepare(
             &self.snapshots,
             spec,
@@ -205,6 +216,10 @@ impl Engine {
             .await
             .map_err(EngineError::Destination)?;
 
+        let journal =
+            JournalWriter::new(self.snapshots.clone(), spec, input.run_id, &plan.key_fields);
+        let segment = journal.segment();
+
         let mut tasks: JoinSet<()> = JoinSet::new();
         let (source_tx, mut source_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (read_time_tx, read_time_rx) = tokio::sync::oneshot::channel();
@@ -215,7 +230,16 @@ impl Engine {
             backflow.rows = tracing::field::Empty,
         );
         tasks.spawn(read_source(stream, source_tx, read_time_tx).instrument(read_span.clone()));
-        let (work_tx, work_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (work_tx, journal_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (journaled_tx, work_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (journal_done_tx, journal_done_rx) = tokio::sync::oneshot::channel();
+        tasks.spawn(
+            async move {
+                let result = journal_writes(journal, journal_rx, journaled_tx).await;
+                let _ = journal_done_tx.send(result);
+            }
+            .instrument(info_span!("journal.write")),
+        );
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel();
         let destination_system = self.destination_system.clone();
@@ -234,6 +258,7 @@ impl Engine {
             added: SnapshotBuilder::new(plan.key_fields.clone()),
             classifier: Classifier::new(spec, plan, previous),
             full_resync: input.full_resync,
+            segment,
             rejected: Vec::new(),
             pending: HashMap::new(),
             next_id: 0,
@@ -280,6 +305,10 @@ impl Engine {
         while let Some(ack) = ack_rx.recv().await {
             differ.apply_ack(ack)?;
         }
+        // A journal that could not be stored stopped the writes; its error explains the run.
+        let (own_segments, journal_stats) = journal_done_rx
+            .await
+            .map_err(|_| EngineError::Internal("the journal task vanished".into()))??;
         let (writer, write_time) = writer_done_rx
             .await
             .map_err(|_| EngineError::Internal("the writer task vanished".into()))?
@@ -338,14 +367,39 @@ impl Engine {
             elapsed_ms = timings.total.as_millis() as u64,
             "sync run finished"
         );
+        let mut journal = JournalCleanup {
+            paths: journal_read,
+        };
+        journal.paths.extend(own_segments);
         Ok(RunResult {
             counts,
             rejected,
             timings,
             snapshot,
             snapshot_heap_bytes: peak_heap,
+            journal,
+            journal_stats: JournalStats {
+                recovered_keys,
+                ..journal_stats
+            },
         })
     }
+}
+
+/// Stores each batch's journal segment, then hands the batch on to the writer: no key reaches
+/// the destination before it is journaled. Ends at the first failure to store a segment.
+async fn journal_writes(
+    mut journal: JournalWriter,
+    mut rx: mpsc::Receiver<Journaled>,
+    tx: mpsc::Sender<Work>,
+) -> Result<(Vec<String>, JournalStats), EngineError> {
+    while let Some((work, segment)) = rx.recv().await {
+        journal.write(segment).await?;
+        if tx.send(work).await.is_err() {
+            break;
+        }
+    }
+    Ok(journal.finish())
 }
 
 async fn write_changes(
@@ -393,19 +447,23 @@ async fn write_changes(
 
 impl Differ<'_> {
     /// Hashes and classifies one batch, returning the rows to send.
-    fn classify(&mut self, batch: &RecordBatch) -> Result<Option<Work>, EngineError> {
+    fn classify(&mut self, batch: &RecordBatch) -> Result<Option<Journaled>, EngineError> {
         let mode = self.classifier.spec.mode;
         let full_resync = self.full_resync;
         let mut send = Vec::with_capacity(batch.num_rows());
         let mut pending = Pending::new(RejectedOperation::Write, Vec::new(), 0);
+        let mut segment = self.segment.clone();
         let mut any = false;
         let batch = self.classifier.classify(batch, |previous, counts, row| {
             let wanted = match mode {
-                SyncMode::Insert => row.slot.is_none(),
+                // A key an uncommitted attempt may have inserted is offered again: inserting
+                // an existing key is skipped, so this is safe either way.
+                SyncMode::Insert => row.slot.is_none() || row.unknown,
                 _ => row.changed || full_resync,
             };
             if wanted {
                 pending.push(row.key, row.hash, row.slot);
+                segment.push(row.key);
                 any = true;
             } else if let Some(slot) = row.slot {
                 if row.changed {
@@ -433,11 +491,11 @@ impl Differ<'_> {
         self.next_id += 1;
         self.pending.insert(id, pending);
         debug!(batch = id, rows = to_send.num_rows(), "batch classified");
-        Ok(Some(Work::Write { id, batch: to_send }))
+        Ok(Some((Work::Write { id, batch: to_send }, segment)))
     }
 
     /// Builds delete batches for the snapshot keys that left the query result.
-    fn removals(&mut self, batch_size: usize) -> Result<Vec<Work>, EngineError> {
+    fn removals(&mut self, batch_size: usize) -> Result<Vec<Journaled>, EngineError> {
         let previous = &self.classifier.previous;
         let key_fields = &self.classifier.plan.key_fields;
         let slots: Vec<usize> = previous.unseen().collect();
@@ -448,13 +506,15 @@ impl Differ<'_> {
             let keys = RecordBatch::try_new(schema.clone(), columns.clone())
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
             let mut pending = Pending::new(RejectedOperation::Delete, columns, chunk.len());
+            let mut segment = self.segment.clone();
             for &slot in chunk {
                 pending.push(&[], previous.hash(slot), Some(slot));
+                segment.push(previous.key(slot));
             }
             let id = self.next_id;
             self.next_id += 1;
             self.pending.insert(id, pending);
-            work.push(Work::Delete { id, keys });
+            work.push((Work::Delete { id, keys }, segment));
         }
         Ok(work)
     }

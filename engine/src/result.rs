@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::snapshot::SnapshotRef;
+use crate::journal::{JournalCleanup, JournalStats};
+use crate::snapshot::SnapshotRef;
 
 /// Row counts of a run. `added + changed + unchanged == read`; `written`, `deleted`, `failed`
 /// and `skipped` say what the destination did with the rows sent to it.
@@ -84,4 +85,11 @@ pub struct RunResult {
     pub snapshot: SnapshotRef,
     /// Peak heap bytes held by the previous and next snapshot indexes.
     pub snapshot_heap_bytes: usize,
+    /// The journal segments to delete once `snapshot` is committed
+    /// ([`SnapshotStore::clear_journal`](crate::SnapshotStore::clear_journal)).
+    #[serde(skip)]
+    pub journal: JournalCleanup,
+    /// What journaling this run's writes cost.
+    #[serde(default, skip_deserializing)]
+    pub journal_stats: JournalStats,
 }

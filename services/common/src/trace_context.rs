@@ -1,9 +1,8 @@
 //! W3C trace context (`traceparent`) across process boundaries: read from and written to gRPC
 //! metadata, stored as a string on a run, and turned back into the parent of a span.
 //!
-//! It lives in the worker crate because every service crate (control plane, common, the
-//! binary) already depends on it; nothing here needs a tracer to be installed. When tracing is
-//! off, spans carry no OpenTelemetry context and these functions inject and return nothing.
+//! Nothing here needs a tracer to be installed. When tracing is off, spans carry no
+//! OpenTelemetry context and these functions inject and return nothing.
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;

@@ -37,6 +37,10 @@ pub struct SyncSpec {
     pub primary_key: Vec<String>,
     /// Table or collection on the destination.
     pub object: String,
+    /// The destination connection's name. Write journals are scoped to it and `object`, so
+    /// a sync pointed elsewhere never replays an old attempt's writes on the new target.
+    #[serde(default)]
+    pub destination_connection: String,
     /// How rows are applied.
     pub mode: SyncMode,
     /// Create the destination object when missing.

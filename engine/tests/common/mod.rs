@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use backflow_connector_core::{Destination, Source};
-use backflow_worker::engine::{
+use backflow_engine::{
     Engine, EngineError, RunInput, RunResult, SnapshotRef, SnapshotStore, SyncMode, SyncOptions,
     SyncSpec,
 };
@@ -87,6 +87,7 @@ pub fn spec(name: &str, query: &str, pk: &[&str], object: &str, mode: SyncMode) 
         query: query.to_string(),
         primary_key: pk.iter().map(|s| s.to_string()).collect(),
         object: object.to_string(),
+        destination_connection: "test".into(),
         mode,
         create_table: true,
         mappings: Vec::new(),
@@ -155,6 +156,12 @@ impl Harness {
             })
             .await?;
         self.committed = Some(result.snapshot.clone());
+        // Committed: the journaled keys are accounted for, as after a real CompleteRun.
+        self.engine
+            .snapshots()
+            .clear_journal(&result.journal)
+            .await
+            .expect("clearing the journal");
         Ok(result)
     }
 

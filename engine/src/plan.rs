@@ -7,8 +7,8 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use backflow_connector_core::types::{canonical_schema, canonicalize_batch};
 
-use crate::engine::error::EngineError;
-use crate::engine::spec::SyncSpec;
+use crate::error::EngineError;
+use crate::spec::SyncSpec;
 
 /// The column layout of a run, fixed once the source declared its schema.
 #[derive(Debug, Clone)]

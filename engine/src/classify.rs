@@ -1,5 +1,5 @@
-//! The read-and-classify half of a run, shared by [`Engine::run`](crate::engine::Engine::run)
-//! and the dry run [`Engine::plan`](crate::engine::Engine::plan), so that a plan validates and
+//! The read-and-classify half of a run, shared by [`Engine::run`](crate::Engine::run)
+//! and the dry run [`Engine::plan`](crate::Engine::plan), so that a plan validates and
 //! counts exactly what a run would: same definition checks, same key-schema check, same
 //! canonicalisation, hashing, NULL-key and duplicate-key checks, same guards.
 //!
@@ -16,17 +16,17 @@ use backflow_connector_core::{BatchStream, ConnectorError, ReadOptions, Source};
 use futures::StreamExt;
 use hashbrown::HashSet;
 use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use tracing::{info, warn};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::engine::encoding::RowEncoder;
-use crate::engine::error::EngineError;
-use crate::engine::plan::Plan;
-use crate::engine::result::RunCounts;
-use crate::engine::snapshot::{
-    describe_key_schema, same_key_types, Snapshot, SnapshotRef, SnapshotStore,
-};
-use crate::engine::spec::{SyncMode, SyncSpec};
+use crate::encoding::RowEncoder;
+use crate::error::EngineError;
+use crate::journal::{row_hash, UNKNOWN_HASH};
+use crate::plan::Plan;
+use crate::result::RunCounts;
+use crate::snapshot::{describe_key_schema, same_key_types, Snapshot, SnapshotRef};
+use crate::spec::{SyncMode, SyncSpec};
+use crate::store::SnapshotStore;
 
 /// A sync validated against its source and previous snapshot, before any row is read.
 pub(crate) struct Prepared {
@@ -39,10 +39,16 @@ pub(crate) struct Prepared {
     pub previous: Snapshot,
     /// False when `previous` was dropped because the key types changed (full resync only).
     pub key_types_match: bool,
+    /// The journal segments of earlier uncommitted attempts that were read (and folded into
+    /// `previous`); the run clears them once it commits.
+    pub journal_read: Vec<String>,
+    /// Keys those segments made unknown.
+    pub recovered_keys: u64,
 }
 
 /// Validates the options, opens the source query, checks the definition against its schema
-/// and loads the previous snapshot, refusing a key-schema change unless `full_resync`.
+/// and loads the previous snapshot, refusing a key-schema change unless `full_resync`, then
+/// folds in the keys that uncommitted attempts journaled, as unknown.
 pub(crate) async fn prepare(
     snapshots: &SnapshotStore,
     spec: &SyncSpec,
@@ -87,11 +93,24 @@ pub(crate) async fn prepare(
         );
         Snapshot::empty(plan.key_fields.clone())
     };
+    let recovered = snapshots.recover_journal(spec, &plan.key_fields).await?;
+    if !recovered.keys.is_empty() {
+        info!(
+            sync = %spec.name,
+            keys = recovered.keys.len(),
+            segments = recovered.paths.len(),
+            "keys written by uncommitted attempts are treated as unknown"
+        );
+    }
+    let recovered_keys = recovered.keys.len() as u64;
+    let previous = previous.absorb_journal(&recovered.keys)?;
     Ok(Prepared {
         stream,
         plan,
         previous,
         key_types_match,
+        journal_read: recovered.paths,
+        recovered_keys,
     })
 }
 
@@ -145,10 +164,17 @@ pub(crate) struct Row<'b> {
     pub key: &'b [u8],
     /// The hash of the row's mapped values.
     pub hash: u128,
-    /// The key's slot in the previous snapshot; `None` for an added key.
+    /// The key's slot in the previous snapshot; `None` for a key neither a committed run nor
+    /// an uncommitted attempt wrote.
     pub slot: Option<usize>,
     /// Whether the key is new or its hash differs from the snapshot's.
     pub changed: bool,
+    /// Whether the key is counted as added: no committed run wrote it (an uncommitted attempt
+    /// may have).
+    pub added: bool,
+    /// Whether the destination's row is unknown: an uncommitted attempt journaled the key,
+    /// so it is sent whatever the mode would skip.
+    pub unknown: bool,
     key_fields: &'b [Field],
     key_columns: &'b [ArrayRef],
 }
@@ -238,21 +264,24 @@ impl<'a> Classifier<'a> {
             key_encoder.encode(row, &mut self.key_buf);
             self.row_buf.clear();
             row_encoder.encode(row, &mut self.row_buf);
-            let hash = xxh3_128(&self.row_buf);
+            let hash = row_hash(xxh3_128(&self.row_buf));
             self.counts.read += 1;
-            let (slot, changed) = match self.previous.lookup(&self.key_buf) {
+            let (slot, changed, added, unknown) = match self.previous.lookup(&self.key_buf) {
                 Some((slot, old)) => {
                     if !self.previous.mark_seen(slot) {
                         return Err(EngineError::DuplicateKey {
                             key: render_key(&self.plan.key_fields, &key_columns, row),
                         });
                     }
-                    if old == hash {
+                    let added = self.previous.is_journal_only(slot);
+                    if added {
+                        self.counts.added += 1;
+                    } else if old == hash {
                         self.counts.unchanged += 1;
                     } else {
                         self.counts.changed += 1;
                     }
-                    (Some(slot), old != hash)
+                    (Some(slot), old != hash, added, old == UNKNOWN_HASH)
                 }
                 None => {
                     if !self.new_keys.insert(xxh3_128(&self.key_buf)) {
@@ -261,7 +290,7 @@ impl<'a> Classifier<'a> {
                         });
                     }
                     self.counts.added += 1;
-                    (None, true)
+                    (None, true, true, false)
                 }
             };
             visit(
@@ -273,6 +302,8 @@ impl<'a> Classifier<'a> {
                     hash,
                     slot,
                     changed,
+                    added,
+                    unknown,
                     key_fields: &self.plan.key_fields,
                     key_columns: &key_columns,
                 },

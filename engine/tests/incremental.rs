@@ -3,7 +3,7 @@
 
 mod common;
 
-use backflow_worker::engine::SyncMode;
+use backflow_engine::SyncMode;
 use common::*;
 
 #[tokio::test]

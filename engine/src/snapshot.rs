@@ -11,7 +11,6 @@
 //! the previous one's storage: a run marks which slots it keeps and overwrites the hashes of
 //! rows it rewrote, and only keys new to this run are stored again.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -21,9 +20,8 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema};
 use hashbrown::HashTable;
 use object_store::buffered::BufWriter;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -31,7 +29,9 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::engine::error::EngineError;
+use crate::error::EngineError;
+use crate::journal::UNKNOWN_HASH;
+use crate::store::SnapshotStore;
 
 /// Parquet metadata key holding the key schema, so removed keys can be decoded for deletes.
 const KEY_SCHEMA_METADATA: &str = "backflow.key_schema";
@@ -60,7 +60,7 @@ struct KeyColumn {
     extension: Option<String>,
 }
 
-fn key_schema_to_json(fields: &[Field]) -> String {
+pub(crate) fn key_schema_to_json(fields: &[Field]) -> String {
     let columns: Vec<KeyColumn> = fields
         .iter()
         .map(|f| KeyColumn {
@@ -72,7 +72,7 @@ fn key_schema_to_json(fields: &[Field]) -> String {
     serde_json::to_string(&columns).expect("key schema serializes")
 }
 
-fn key_schema_from_json(json: &str) -> Result<Vec<Field>, EngineError> {
+pub(crate) fn key_schema_from_json(json: &str) -> Result<Vec<Field>, EngineError> {
     let columns: Vec<KeyColumn> = serde_json::from_str(json)
         .map_err(|e| EngineError::Snapshot(format!("unreadable key schema: {e}")))?;
     columns
@@ -162,6 +162,8 @@ pub struct Snapshot {
     index: HashTable<u32>,
     seen: Vec<u64>,
     keep: Vec<u64>,
+    /// Slots that only an uncommitted attempt's journal knows: keys it may have created.
+    journal_only: Vec<u64>,
     rewritten: bool,
 }
 
@@ -186,6 +188,7 @@ impl Snapshot {
             index: HashTable::new(),
             seen: Vec::new(),
             keep: Vec::new(),
+            journal_only: Vec::new(),
             rewritten: false,
         }
     }
@@ -203,8 +206,64 @@ impl Snapshot {
             index,
             seen: vec![0; n.div_ceil(64)],
             keep: vec![0; n.div_ceil(64)],
+            journal_only: vec![0; n.div_ceil(64)],
             rewritten: false,
         }
+    }
+
+    /// Folds in the keys an uncommitted attempt journaled (sorted, without duplicates): each
+    /// gets [`UNKNOWN_HASH`], whether the snapshot had it or not, so the run resends it if the
+    /// source has it and treats it as removed if not. Keys stay sorted, as snapshot files need.
+    pub(crate) fn absorb_journal(self, journaled: &[Vec<u8>]) -> Result<Self, EngineError> {
+        if journaled.is_empty() {
+            return Ok(self);
+        }
+        let Snapshot {
+            key_fields,
+            entries,
+            ..
+        } = self;
+        let mut merged = Entries::with_capacity(
+            entries.len() + journaled.len(),
+            entries.keys.len() + journaled.iter().map(Vec::len).sum::<usize>(),
+        );
+        let mut only_journal = Vec::new();
+        let (mut old, mut new) = (0usize, 0usize);
+        while old < entries.len() || new < journaled.len() {
+            let order = match (entries.len() > old, journaled.len() > new) {
+                (true, true) => entries.key(old).cmp(&journaled[new]),
+                (true, false) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    merged.push(entries.key(old), entries.hashes[old])?;
+                    old += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    merged.push(entries.key(old), UNKNOWN_HASH)?;
+                    old += 1;
+                    new += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    only_journal.push(merged.len());
+                    merged.push(&journaled[new], UNKNOWN_HASH)?;
+                    new += 1;
+                }
+            }
+        }
+        let mut snapshot = Snapshot::from_entries(key_fields, merged);
+        for slot in only_journal {
+            set_bit(&mut snapshot.journal_only, slot);
+        }
+        snapshot.rewritten = true;
+        Ok(snapshot)
+    }
+
+    /// Whether `slot` came only from the journal: a key no committed run wrote, which the
+    /// run counts as added rather than changed.
+    pub fn is_journal_only(&self, slot: usize) -> bool {
+        bit(&self.journal_only, slot)
     }
 
     /// Number of keys.
@@ -289,7 +348,7 @@ impl Snapshot {
     pub fn heap_bytes(&self) -> usize {
         self.entries.heap_bytes()
             + self.index.capacity() * 5
-            + (self.seen.capacity() + self.keep.capacity()) * 8
+            + (self.seen.capacity() + self.keep.capacity() + self.journal_only.capacity()) * 8
     }
 }
 
@@ -331,28 +390,7 @@ impl SnapshotBuilder {
     }
 }
 
-/// Where snapshots live: any `object_store` backend; a local directory by default.
-#[derive(Debug, Clone)]
-pub struct SnapshotStore {
-    store: Arc<dyn ObjectStore>,
-}
-
 impl SnapshotStore {
-    /// Wraps any object store (S3, GCS, Azure, memory…).
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
-    }
-
-    /// A store in a local directory, created if missing.
-    pub fn local(dir: impl Into<PathBuf>) -> Result<Self, EngineError> {
-        let dir = dir.into();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| EngineError::Snapshot(format!("cannot create {}: {e}", dir.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| EngineError::Snapshot(e.to_string()))?;
-        Ok(Self::new(Arc::new(fs)))
-    }
-
     /// Reads a snapshot and indexes it for lookups.
     pub async fn load(&self, snapshot: &SnapshotRef) -> Result<Snapshot, EngineError> {
         let path = Path::from(snapshot.path.as_str());
@@ -505,10 +543,8 @@ impl SnapshotStore {
 
     /// Removes a snapshot that no run points to any more.
     pub async fn delete(&self, snapshot: &SnapshotRef) -> Result<(), EngineError> {
-        self.store
-            .delete(&Path::from(snapshot.path.as_str()))
+        self.delete_object(&Path::from(snapshot.path.as_str()))
             .await
-            .map_err(|e| EngineError::Snapshot(e.to_string()))
     }
 }
 
@@ -522,7 +558,7 @@ fn chunk_batch(
 }
 
 /// Keeps sync names and run ids from escaping their folder.
-fn path_safe(s: &str) -> String {
+pub(crate) fn path_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
