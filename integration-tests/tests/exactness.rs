@@ -191,32 +191,39 @@ fn undo_sql(before: &common::scores::Score) -> String {
     )
 }
 
-/// The worker is SIGKILLed after writing; the source then deletes the key it created and
-/// reverts the row it rewrote. Mirror must delete the key and restore the row.
-async fn killed_worker_body(env: &TestEnv, target: Target) -> Result<()> {
-    let setup = Setup::new(env, target, v1::SyncMode::Mirror, 1).await?;
+/// Runs the sync once on worker A, then an attempt that creates `NEW_KEY` and rewrites
+/// `CHANGED_KEY`; SIGKILLs worker A once those writes are visible, undoes both changes in the
+/// source, and lets worker B retry. Returns the retried run once it succeeded (worker B is
+/// returned too, to keep it running).
+async fn killed_after_first_writes(env: &TestEnv, setup: &Setup) -> Result<(v1::Run, Proc)> {
     let addr = setup.addr();
     let mut worker_a = start_worker(env, "worker-a", &addr, 1, &[])?;
     setup.run_to_success().await?;
-    setup.ensure_converged("after the first run").await?;
     let before = read_pg(&setup.source, "src.scores").await?[&CHANGED_KEY].clone();
-
     setup.sql(&change_sql("rewritten")).await?;
     setup.stall(60.0).await?;
     let run = setup.api.trigger_new("scores").await?;
     setup.wait_written("rewritten").await?;
     worker_a.kill9().await?;
-
     setup.sql(&undo_sql(&before)).await?;
     setup.stall(0.0).await?;
-    let _worker_b = start_worker(env, "worker-b", &addr, 1, &[])?;
+    let worker_b = start_worker(env, "worker-b", &addr, 1, &[])?;
     let runs = wait_final(&setup.api, &[run], Duration::from_secs(120)).await?;
     ensure_succeeded(&runs)?;
+    let run = runs.into_iter().next().context("no run")?;
     ensure!(
-        runs[0].attempt >= 2,
+        run.attempt >= 2,
         "the run should have needed a second attempt: {}",
-        describe_run(&runs[0])
+        describe_run(&run)
     );
+    Ok((run, worker_b))
+}
+
+/// The worker is SIGKILLed after writing; the source then deletes the key it created and
+/// reverts the row it rewrote. Mirror must delete the key and restore the row.
+async fn killed_worker_body(env: &TestEnv, target: Target) -> Result<()> {
+    let setup = Setup::new(env, target, v1::SyncMode::Mirror, 1).await?;
+    let (_, _worker_b) = killed_after_first_writes(env, &setup).await?;
     setup
         .ensure_converged("after the killed attempt's retry")
         .await?;
@@ -271,21 +278,8 @@ async fn killed_worker_upsert_reverts_a_rewritten_row() -> Result<()> {
     let result = within(TEST_LIMIT, async {
         let target = Target::postgres(&env).await?;
         let setup = Setup::new(&env, target, v1::SyncMode::Upsert, 1).await?;
-        let addr = setup.addr();
-        let mut worker_a = start_worker(&env, "worker-a", &addr, 1, &[])?;
-        setup.run_to_success().await?;
-        let before = read_pg(&setup.source, "src.scores").await?[&CHANGED_KEY].clone();
-        setup.sql(&change_sql("rewritten")).await?;
-        setup.stall(60.0).await?;
-        let run = setup.api.trigger_new("scores").await?;
-        setup.wait_written("rewritten").await?;
-        worker_a.kill9().await?;
-        setup.sql(&undo_sql(&before)).await?;
-        setup.stall(0.0).await?;
-        let _worker_b = start_worker(&env, "worker-b", &addr, 1, &[])?;
-        let runs = wait_final(&setup.api, &[run], Duration::from_secs(120)).await?;
-        ensure_succeeded(&runs)?;
-        let c = runs[0].counts.unwrap_or_default();
+        let (run, _worker_b) = killed_after_first_writes(&env, &setup).await?;
+        let c = run.counts.unwrap_or_default();
         ensure!(
             c.removed == 1 && c.deleted == 0,
             "upsert reports the created key as removed and keeps it: {c:?}"
