@@ -270,6 +270,7 @@ impl Client {
                 config: Some(backflow_proto::json::struct_from_json(config)),
                 ..Default::default()
             }),
+            validate_only: false,
         };
         let stub = self.connections.clone();
         let response = with_retries(&self.retry, "CreateConnection", Idempotency::Unsafe, || {

@@ -34,6 +34,7 @@ impl SyncBuilder {
                     object: object.into(),
                     mode: v1::SyncMode::Upsert as i32,
                     create_table: false,
+                    shared: false,
                 }),
                 ..Default::default()
             },
@@ -49,6 +50,13 @@ impl SyncBuilder {
     /// Create the destination object when it is missing.
     pub fn create_table(mut self, create: bool) -> Self {
         self.destination().create_table = create;
+        self
+    }
+
+    /// Lets other syncs write the same object when they say so too; without it the server
+    /// refuses a second sync writing the object of another.
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.destination().shared = shared;
         self
     }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use backflow_connector_core::{config, secret, ConnectorError};
+use backflow_connector_core::{config, quoted, secret, ConnectorError};
 use serde::Deserialize;
 
 /// Google's BigQuery REST endpoint.
@@ -77,7 +77,8 @@ impl BigQueryConfig {
                 return Err(ConnectorError::config(
                     "location",
                     format!(
-                        "`{location}` is not a BigQuery location (such as US, EU or europe-west1)"
+                        "{} is not a BigQuery location (such as US, EU or europe-west1)",
+                        quoted(location)
                     ),
                 ));
             }
@@ -92,7 +93,8 @@ impl BigQueryConfig {
                 return Err(ConnectorError::config(
                     "dataset",
                     format!(
-                        "`{dataset}` is not a dataset id (letters, digits and underscores only)"
+                        "{} is not a dataset id (letters, digits and underscores only)",
+                        quoted(dataset)
                     ),
                 ));
             }
@@ -197,7 +199,10 @@ fn check_project(project: &str) -> Result<(), ConnectorError> {
     if !ok {
         return Err(ConnectorError::config(
             "project",
-            format!("`{project}` is not a project id (lowercase letters, digits and hyphens)"),
+            format!(
+                "{} is not a project id (lowercase letters, digits and hyphens)",
+                quoted(project)
+            ),
         ));
     }
     Ok(())
@@ -212,8 +217,8 @@ fn check_endpoint(field: &str, endpoint: &str) -> Result<(), ConnectorError> {
         return Err(ConnectorError::config(
             field,
             format!(
-                "expected an http:// or https:// URL, got scheme `{}`",
-                url.scheme()
+                "expected an http:// or https:// URL, got scheme {}",
+                quoted(url.scheme())
             ),
         ));
     }

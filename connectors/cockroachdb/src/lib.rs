@@ -31,6 +31,9 @@
 //!   max_retries: 8                   # optional; retries of a 40001 failure, 0..=100
 //! ```
 //!
+//! Table and column names are held to PostgreSQL's 63-byte identifier limit
+//! ([`check_destination_names`]), when a sync is defined and by `check` before writing.
+//!
 //! The type mapping is the PostgreSQL connector's (`int8`, `numeric(p,s)`, `float8`, `bool`,
 //! `text`, `bytea`, `date`, `time`, `timestamp`, `timestamptz`, `jsonb`, `uuid`), all of
 //! which CockroachDB accepts under those names.
@@ -47,9 +50,25 @@ mod config;
 mod destination;
 mod text;
 
-use backflow_connector_core::ConnectorError;
+use backflow_connector_core::{ConnectorError, NameError};
 
 pub use destination::{CockroachDestination, CockroachWriter, WriteStats};
+
+/// Checks a sync's destination names without I/O: `table` or `schema.table` and every
+/// destination column, each at most 63 bytes, not empty, without NUL.
+///
+/// CockroachDB itself keeps longer names, but this connector shares the PostgreSQL
+/// connector's table handling and is tested against PostgreSQL, which truncates at 63 bytes;
+/// holding names to PostgreSQL's limit keeps one definition meaning one table on both.
+pub fn check_destination_names(object: &str, columns: &[&str]) -> Result<(), NameError> {
+    backflow_postgres::check_destination_names(object, columns)
+}
+
+/// The table `object` names, spelled one way (`t` and `public.t` alike: `public` is
+/// CockroachDB's default schema too), so two syncs writing one table can be recognised.
+pub fn object_key(object: &str) -> Option<String> {
+    backflow_postgres::object_key(object)
+}
 
 /// Checks a destination connection's raw config without any I/O, so a typo fails when the
 /// connection is defined rather than at the first run. Errors name the offending field.
@@ -57,4 +76,21 @@ pub fn validate_destination(
     config: &serde_json::Value,
 ) -> Result<CockroachDestination, ConnectorError> {
     config::CockroachConfig::validate(config).map(CockroachDestination::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backflow_connector_core::NamePart;
+
+    #[test]
+    fn names_are_held_to_63_bytes() {
+        assert!(check_destination_names(&"t".repeat(63), &["id"]).is_ok());
+        let e = check_destination_names(&"t".repeat(64), &["id"]).unwrap_err();
+        assert_eq!(e.part, NamePart::Object);
+        let column = "c".repeat(64);
+        let e = check_destination_names("t", &[&column]).unwrap_err();
+        assert_eq!(e.part, NamePart::Column(column));
+        assert_eq!(object_key("t"), object_key("public.t"));
+    }
 }

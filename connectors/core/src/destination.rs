@@ -72,9 +72,12 @@ impl WriteOutcome {
 /// A validated destination connection. Constructing one does no I/O.
 #[async_trait]
 pub trait Destination: Send + Sync + fmt::Debug {
-    /// Verifies what a run will need: connectivity, credentials, that the object exists (or
-    /// may be created), that its columns take the schema, and that the primary key is backed
-    /// by a unique index so upserts are well defined.
+    /// Verifies what a run will need: that the object and every column name are names the
+    /// destination holds exactly (a name it would truncate or refuse is a non-retryable
+    /// `Config` error naming the column or `destination.object`, see [`crate::names`]),
+    /// connectivity, credentials, that the object exists (or may be created), that its
+    /// columns take the schema, and that the primary key is backed by a unique index so
+    /// upserts are well defined.
     async fn check(&self, target: &WriteTarget) -> Result<(), ConnectorError>;
 
     /// Opens a writer for one run (creating the object first when allowed and missing).

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod destination;
 pub mod error;
+pub mod names;
 pub mod secret;
 pub mod source;
 pub mod types;
@@ -16,6 +17,7 @@ pub use destination::{
     Destination, DestinationWriter, RowFailure, WriteMode, WriteOutcome, WriteTarget,
 };
 pub use error::{ConnectorError, ErrorKind};
+pub use names::{quoted, NameError, NamePart};
 pub use secret::Secret;
 pub use source::{BatchStream, Preview, ReadOptions, Source};
 pub use types::CanonicalType;

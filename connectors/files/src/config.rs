@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use backflow_connector_core::ConnectorError;
+use backflow_connector_core::{quoted, ConnectorError};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use url::Url;
@@ -217,8 +217,9 @@ fn table_spec(
             ConnectorError::config(
                 format!("{field}.format"),
                 format!(
-                    "cannot infer the format of `{path}` from its extension \
-                     (.parquet, .csv, .json, .ndjson); set `format` to parquet, csv or json"
+                    "cannot infer the format of {} from its extension \
+                     (.parquet, .csv, .json, .ndjson); set `format` to parquet, csv or json",
+                    quoted(path)
                 ),
             )
         })?,
@@ -267,10 +268,13 @@ fn location(field: &str, base_dir: Option<&Path>, path: &str) -> Result<Location
     };
     let scheme = scheme.to_ascii_lowercase();
     let url = Url::parse(path)
-        .map_err(|e| ConnectorError::config(field, format!("invalid URL `{path}`: {e}")))?;
+        .map_err(|e| ConnectorError::config(field, format!("invalid URL {}: {e}", quoted(path))))?;
     if scheme == "file" {
         let local = url.to_file_path().map_err(|()| {
-            ConnectorError::config(field, format!("`{path}` is not an absolute file:// URL"))
+            ConnectorError::config(
+                field,
+                format!("{} is not an absolute file:// URL", quoted(path)),
+            )
         })?;
         return Ok(Location::Local(local));
     }
@@ -278,7 +282,7 @@ fn location(field: &str, base_dir: Option<&Path>, path: &str) -> Result<Location
         if url.host_str().is_none_or(str::is_empty) {
             return Err(ConnectorError::config(
                 field,
-                format!("`{path}` names no bucket or container"),
+                format!("{} names no bucket or container", quoted(path)),
             ));
         }
         if cfg!(feature = "cloud") {

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use backflow_connector_core::{config, secret, ConnectorError};
+use backflow_connector_core::{config, quoted, secret, ConnectorError};
 use serde::Deserialize;
 
 /// The environment variable Google's client libraries read to talk to an emulator.
@@ -132,8 +132,8 @@ fn check_project(project: &str) -> Result<(), ConnectorError> {
         Err(ConnectorError::config(
             "project",
             format!(
-                "`{project}` is not a Google Cloud project id (lowercase letters, digits and \
-                 hyphens)"
+                "{} is not a Google Cloud project id (lowercase letters, digits and hyphens)",
+                quoted(project)
             ),
         ))
     }
@@ -153,8 +153,9 @@ fn check_database(database: &str) -> Result<(), ConnectorError> {
         Err(ConnectorError::config(
             "database",
             format!(
-                "`{database}` is not a Firestore database id: `(default)` or lowercase letters, \
-                 digits and hyphens"
+                "{} is not a Firestore database id: `(default)` or lowercase letters, digits \
+                 and hyphens",
+                quoted(database)
             ),
         ))
     }
@@ -166,7 +167,7 @@ fn check_host(field: &str, host: &str) -> Result<(), ConnectorError> {
         Some(Ok(_)) if !host.contains('/') => Ok(()),
         _ => Err(ConnectorError::config(
             field,
-            format!("`{host}` is not a host:port address"),
+            format!("{} is not a host:port address", quoted(host)),
         )),
     }
 }

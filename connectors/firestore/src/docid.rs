@@ -11,7 +11,7 @@
 //! rows.
 
 use arrow::array::{Array, ArrayRef};
-use backflow_connector_core::{CanonicalType, ConnectorError};
+use backflow_connector_core::{quoted, CanonicalType, ConnectorError, NameError};
 
 /// Firestore's maximum document id length, in bytes.
 const MAX_ID_BYTES: usize = 1500;
@@ -94,23 +94,74 @@ fn finish(id: String) -> Result<String, String> {
     Ok(id)
 }
 
+/// Whether `name` has the reserved form `__…__` (at least four bytes: `__` is not reserved).
+fn reserved(name: &str) -> bool {
+    name.len() >= 4 && name.starts_with("__") && name.ends_with("__")
+}
+
 /// Checks the `collection` path (`orders`, or `users/u1/orders` for a subcollection) and
 /// returns its segments.
 pub(crate) fn collection_path(object: &str) -> Result<String, ConnectorError> {
     let segments: Vec<&str> = object.split('/').collect();
-    let bad = segments.iter().any(|s| {
-        s.is_empty() || *s == "." || *s == ".." || (s.starts_with("__") && s.ends_with("__"))
-    });
+    let bad = segments
+        .iter()
+        .any(|s| s.is_empty() || *s == "." || *s == ".." || reserved(s));
     if bad || segments.len().is_multiple_of(2) {
         return Err(ConnectorError::config(
             "collection",
             format!(
-                "`{object}` is not a Firestore collection path: a collection id, or \
-                 `collection/document/subcollection` with an odd number of non-empty segments"
+                "{} is not a Firestore collection path: a collection id, or \
+                 `collection/document/subcollection` with an odd number of non-empty segments",
+                quoted(object)
             ),
         ));
     }
     Ok(object.to_string())
+}
+
+/// Checks a sync's destination names without I/O, against Firestore's rules: each segment of
+/// the collection path (collection ids, and the document ids between them) is not `.` or
+/// `..`, holds no `/` (it separates segments), is not of the reserved form `__…__` and is at
+/// most 1,500 bytes; each field name (destination column) is 1 to 1,500 bytes and not of the
+/// form `__…__`.
+pub fn check_destination_names(object: &str, columns: &[&str]) -> Result<(), NameError> {
+    collection_path(object).map_err(|e| NameError::object(e.message()))?;
+    if let Some(segment) = object.split('/').find(|s| s.len() > MAX_ID_BYTES) {
+        return Err(NameError::object(format!(
+            "the collection path segment {} is {} bytes; Firestore ids are at most \
+             {MAX_ID_BYTES} bytes",
+            quoted(segment),
+            segment.len()
+        )));
+    }
+    for column in columns {
+        check_field_name(column)?;
+    }
+    Ok(())
+}
+
+/// Whether Firestore takes `name` as a top-level field name.
+pub(crate) fn check_field_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() || name.len() > MAX_ID_BYTES {
+        return Err(NameError::column(
+            name,
+            format!(
+                "the field name {} is {} bytes; Firestore field names are 1 to 1,500 bytes",
+                quoted(name),
+                name.len()
+            ),
+        ));
+    }
+    if reserved(name) {
+        return Err(NameError::column(
+            name,
+            format!(
+                "Firestore reserves field names of the form __name__ ({})",
+                quoted(name)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -155,6 +206,36 @@ mod tests {
         ]);
         assert_eq!(got[0].as_deref(), Ok("7|a%7Cb"));
         assert_eq!(got[1].as_deref(), Ok("-1|"));
+    }
+
+    #[test]
+    fn names_follow_firestore_rules() {
+        use backflow_connector_core::NamePart;
+        assert!(check_destination_names("orders", &["id", "total"]).is_ok());
+        assert!(check_destination_names("users/u1/orders", &["id"]).is_ok());
+        let id = "c".repeat(MAX_ID_BYTES);
+        assert!(check_destination_names(&id, &[&id]).is_ok());
+        let over = "c".repeat(MAX_ID_BYTES + 1);
+        let e = check_destination_names(&over, &[]).unwrap_err();
+        assert_eq!(e.part, NamePart::Object);
+        assert!(e.message.contains("1501 bytes"), "{e}");
+        let e = check_destination_names(&format!("users/{over}/orders"), &[]).unwrap_err();
+        assert_eq!(e.part, NamePart::Object);
+        for bad in [".", "..", "__x__", "a//b", "users/u1"] {
+            let e = check_destination_names(bad, &[]).unwrap_err();
+            assert_eq!(e.part, NamePart::Object, "{bad}");
+        }
+        let e = check_destination_names("c", &["ok", "__name__"]).unwrap_err();
+        assert_eq!(e.part, NamePart::Column("__name__".into()));
+        let e = check_destination_names("c", &[&over]).unwrap_err();
+        assert_eq!(e.part, NamePart::Column(over.clone()));
+        let e = check_destination_names("c", &[""]).unwrap_err();
+        assert_eq!(e.part, NamePart::Column(String::new()));
+        let huge = "c".repeat(1 << 20);
+        let e = check_destination_names(&huge, &[]).unwrap_err();
+        assert!(e.message.len() < 500, "{}", e.message.len());
+        let e = check_destination_names(&format!("{huge}/x"), &[]).unwrap_err();
+        assert!(e.message.len() < 500, "{}", e.message.len());
     }
 
     #[test]

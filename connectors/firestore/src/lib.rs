@@ -11,6 +11,10 @@
 //! Google's clients do: plaintext gRPC, no credentials, `Authorization: Bearer owner`.
 //! Otherwise the connector exchanges the service-account key named by `credentials` for an
 //! OAuth2 token (RS256 JWT bearer grant) and talks TLS to `firestore.googleapis.com`.
+//!
+//! Collection paths and field names follow Firestore's rules ([`check_destination_names`]:
+//! no `.`/`..`, no `__…__`, ids and field names at most 1,500 bytes), checked when a sync is
+//! defined and by `check` before writing.
 
 mod client;
 mod config;
@@ -21,6 +25,7 @@ mod value;
 mod writer;
 
 pub use destination::FirestoreDestination;
+pub use docid::check_destination_names;
 
 use backflow_connector_core::ConnectorError;
 

@@ -48,22 +48,16 @@ impl Plan {
     /// Checks the target without I/O: collection path, field names, key types.
     pub(crate) fn new(target: &WriteTarget) -> Result<Self, ConnectorError> {
         let collection = docid::collection_path(&target.object)?;
+        let names: Vec<&str> = target
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        docid::check_destination_names(&target.object, &names)?;
         let mut fields = Vec::with_capacity(target.schema.fields().len());
         for field in target.schema.fields() {
-            let name = field.name();
-            if name.is_empty() || name.len() > 1500 {
-                return Err(ConnectorError::schema(
-                    name,
-                    "Firestore field names must be 1 to 1,500 bytes",
-                ));
-            }
-            if name.len() >= 4 && name.starts_with("__") && name.ends_with("__") {
-                return Err(ConnectorError::schema(
-                    name,
-                    "Firestore reserves field names of the form __name__",
-                ));
-            }
-            fields.push((name.clone(), CanonicalType::require(field)?));
+            fields.push((field.name().clone(), CanonicalType::require(field)?));
         }
         let types = target
             .schema

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use backflow_connector_core::{config, secret, ConnectorError};
+use backflow_connector_core::{config, quoted, secret, ConnectorError};
 use mongodb::options::{ClientOptions, ConnectionString};
 use mongodb::{Client, Database};
 use serde::Deserialize;
@@ -193,7 +193,10 @@ fn check_database_name(db: &str) -> Result<(), ConnectorError> {
     {
         return Err(ConnectorError::config(
             "database",
-            format!("database name `{db}` contains `{c}`, which MongoDB does not allow"),
+            format!(
+                "database name {} contains `{c}`, which MongoDB does not allow",
+                quoted(db)
+            ),
         ));
     }
     if db.len() >= 64 {

@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 use backflow_connector_core::{
-    CanonicalType, ConnectorError, Destination, DestinationWriter, ErrorKind, WriteMode,
-    WriteTarget,
+    quoted, CanonicalType, ConnectorError, Destination, DestinationWriter, ErrorKind, NameError,
+    WriteMode, WriteTarget,
 };
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
@@ -112,8 +112,12 @@ pub(crate) struct Plan {
     pub(crate) decimals: DecimalsAs,
 }
 
+/// The longest namespace (`database.collection`) MongoDB accepts, in bytes (MongoDB 4.4+;
+/// sharded and older deployments allow less and refuse longer names themselves).
+pub const MAX_NAMESPACE_BYTES: usize = 255;
+
 /// Whether MongoDB takes `name` as a top-level field name that `$set` writes verbatim.
-fn check_field_name(name: &str) -> Result<(), ConnectorError> {
+pub(crate) fn check_field_name(name: &str) -> Result<(), NameError> {
     let problem = if name.is_empty() {
         Some("an empty field name")
     } else if name.starts_with('$') {
@@ -126,30 +130,71 @@ fn check_field_name(name: &str) -> Result<(), ConnectorError> {
         None
     };
     match problem {
-        Some(p) => Err(ConnectorError::schema(
+        Some(p) => Err(NameError::column(
             name,
-            format!("column `{name}` would be {p}; rename it with a mapping"),
+            format!(
+                "column {} would be {p}; rename it with a mapping",
+                quoted(name)
+            ),
         )),
         None => Ok(()),
     }
 }
 
+/// Whether MongoDB takes `collection` as a collection name in `database`, exactly as
+/// written: not empty, no `$` or NUL, not in the reserved `system.` namespace, and
+/// `database.collection` at most 255 bytes. `database` is `None` when unknown (the
+/// namespace length is then not checked).
+pub(crate) fn check_collection_name(
+    database: Option<&str>,
+    collection: &str,
+) -> Result<(), NameError> {
+    let problem = if collection.is_empty() {
+        Some("it is empty".to_owned())
+    } else if collection.contains('$') {
+        Some("it contains `$`".to_owned())
+    } else if collection.contains('\0') {
+        Some("it contains a NUL character".to_owned())
+    } else if collection.starts_with("system.") {
+        Some("the `system.` prefix is reserved for MongoDB's own collections".to_owned())
+    } else {
+        database
+            .map(|db| db.len() + 1 + collection.len())
+            .filter(|n| *n > MAX_NAMESPACE_BYTES)
+            .map(|n| {
+                format!(
+                    "the namespace `database.collection` would be {n} bytes; MongoDB allows \
+                     {MAX_NAMESPACE_BYTES}"
+                )
+            })
+    };
+    match problem {
+        Some(why) => Err(NameError::object(format!(
+            "{} is not a collection name MongoDB accepts: {why}",
+            quoted(collection)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks a sync's destination names without I/O: the collection (in `database`, when
+/// known) and every destination column as a top-level field name.
+pub fn check_destination_names(
+    database: Option<&str>,
+    collection: &str,
+    columns: &[&str],
+) -> Result<(), NameError> {
+    check_collection_name(database, collection)?;
+    for column in columns {
+        check_field_name(column)?;
+    }
+    Ok(())
+}
+
 impl Plan {
     fn new(target: &WriteTarget, config: &MongoConfig) -> Result<Self, ConnectorError> {
         let collection = target.object.clone();
-        if collection.is_empty()
-            || collection.contains('$')
-            || collection.contains('\0')
-            || collection.starts_with("system.")
-        {
-            return Err(ConnectorError::config(
-                "destination.collection",
-                format!(
-                    "`{collection}` is not a collection name MongoDB accepts (empty, `$`, NUL, \
-                     or a `system.` prefix)"
-                ),
-            ));
-        }
+        check_collection_name(Some(config.database()), &collection)?;
         if target.primary_key.is_empty() {
             return Err(ConnectorError::config(
                 "primary_key",
@@ -345,12 +390,35 @@ fn same_fields(a: &[&str], b: &[&str]) -> bool {
 mod tests {
     use super::*;
 
+    use backflow_connector_core::NamePart;
+
     #[test]
-    fn field_names_mongodb_refuses_are_schema_errors() {
+    fn field_names_mongodb_refuses_are_config_errors_naming_the_column() {
         for bad in ["", "$x", "a.b", "nul\0"] {
-            let e = check_field_name(bad).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Schema);
+            let e = ConnectorError::from(check_field_name(bad).unwrap_err());
+            assert_eq!(e.kind(), ErrorKind::Config);
+            assert_eq!(e.column(), Some(bad));
+            assert!(!e.is_retryable());
         }
         assert!(check_field_name("ok_name").is_ok());
+    }
+
+    #[test]
+    fn collection_names_follow_mongodb_rules() {
+        assert!(check_destination_names(Some("shop"), "orders", &["_id", "total"]).is_ok());
+        for bad in ["", "a$b", "a\0b", "system.users"] {
+            let e = check_destination_names(Some("shop"), bad, &[]).unwrap_err();
+            assert_eq!(e.part, NamePart::Object, "{bad:?}");
+        }
+        // `shop.` is 5 bytes: 250 bytes of collection fill the 255-byte namespace exactly.
+        assert!(check_collection_name(Some("shop"), &"c".repeat(250)).is_ok());
+        let e = check_collection_name(Some("shop"), &"c".repeat(251)).unwrap_err();
+        assert!(e.message.contains("256 bytes"), "{e}");
+        assert!(check_collection_name(None, &"c".repeat(251)).is_ok());
+        let huge = "c".repeat(1 << 20);
+        let e = check_collection_name(Some("shop"), &huge).unwrap_err();
+        assert!(e.message.len() < 500, "{}", e.message.len());
+        let e = check_destination_names(Some("shop"), "orders", &["ok", "$bad"]).unwrap_err();
+        assert_eq!(e.part, NamePart::Column("$bad".into()));
     }
 }

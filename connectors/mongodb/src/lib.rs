@@ -72,7 +72,10 @@
 //! | NULL | null |
 //!
 //! Column names become field names verbatim; a name MongoDB cannot take as a top-level field
-//! (empty, starting with `$`, containing `.`) is a schema error naming the column.
+//! (empty, starting with `$`, containing `.` or NUL) is a config error naming the column. The
+//! collection must be a name MongoDB keeps as written: not empty, no `$` or NUL, no
+//! `system.` prefix, and `database.collection` at most 255 bytes ([`check_destination_names`],
+//! applied when a sync is defined and by `check` before writing).
 
 mod config;
 mod destination;
@@ -84,7 +87,15 @@ mod writer;
 
 use backflow_connector_core::ConnectorError;
 
-pub use destination::MongoDestination;
+pub use destination::{check_destination_names, MongoDestination, MAX_NAMESPACE_BYTES};
+
+/// The database the connection `raw` writes into (its `database`, else the URL's path), so
+/// names can be checked against the namespace limit; `None` when the config does not parse.
+pub fn database_of(raw: &serde_json::Value) -> Option<String> {
+    config::MongoConfig::validate(raw)
+        .ok()
+        .map(|c| c.database().to_owned())
+}
 
 /// Checks a destination connection's raw config without any I/O, so a typo fails when the
 /// connection is defined rather than at the first run. Errors name the offending field.

@@ -116,7 +116,7 @@ async fn keys_as_fields_need_a_unique_index() {
 }
 
 #[tokio::test]
-async fn field_names_mongodb_cannot_take_are_schema_errors() {
+async fn field_names_mongodb_cannot_take_are_config_errors() {
     let bad = batch(vec![
         (
             Field::new("id", DataType::Int64, true),
@@ -129,9 +129,32 @@ async fn field_names_mongodb_cannot_take_are_schema_errors() {
     ]);
     let t = target("c", &bad, &["id"], WriteMode::Upsert);
     let e = destination().check(&t).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Schema);
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert_eq!(e.column(), Some("a.b"));
+    assert!(!e.is_retryable(), "{e}");
     let t = target("c", &rows(), &["nope"], WriteMode::Upsert);
     let e = destination().check(&t).await.unwrap_err();
     assert_eq!(e.field(), Some("primary_key"));
+}
+
+#[tokio::test]
+async fn collection_names_over_the_namespace_limit_are_config_errors() {
+    // The test database's name plus `.` plus this is 256 bytes: one over MongoDB's limit.
+    let prefix = unique("ns");
+    let long = format!(
+        "{prefix}_{}",
+        "c".repeat(256 - DATABASE.len() - 1 - prefix.len() - 1)
+    );
+    assert_eq!(DATABASE.len() + 1 + long.len(), 256, "{long}");
+    let t = target(&long, &rows(), &["id"], WriteMode::Upsert);
+    let e = destination().check(&t).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(e.field(), Some("destination.object"), "{e}");
+    assert!(e.message().contains("256 bytes"), "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    let e = destination().open(&t).await.err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    let t = target("system.backflow", &rows(), &["id"], WriteMode::Upsert);
+    let e = destination().check(&t).await.unwrap_err();
+    assert_eq!(e.field(), Some("destination.object"), "{e}");
 }

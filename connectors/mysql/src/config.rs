@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use backflow_connector_core::{config, secret, ConnectorError};
+use backflow_connector_core::{config, quoted, secret, ConnectorError};
 use serde::Deserialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Executor};
@@ -72,8 +72,8 @@ impl MysqlConfig {
             return Err(ConnectorError::config(
                 "url",
                 format!(
-                    "expected a mysql:// or mariadb:// URL, got scheme `{}`",
-                    parsed.scheme()
+                    "expected a mysql:// or mariadb:// URL, got scheme {}",
+                    quoted(parsed.scheme())
                 ),
             ));
         }
@@ -87,6 +87,38 @@ impl MysqlConfig {
             ));
         }
         Ok(cfg)
+    }
+
+    /// The database the URL's path selects (`mysql://h/app` → `app`), percent-decoded; the
+    /// database of an unqualified table.
+    pub(crate) fn default_database(&self) -> Option<String> {
+        let shaped = secret::replace_references(&self.url, "x");
+        let parsed = url::Url::parse(&shaped).ok()?;
+        let path = parsed.path().trim_start_matches('/');
+        if path.is_empty() {
+            return None;
+        }
+        let bytes = path.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+            match (
+                bytes[i],
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            ) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                }
+                (b, _, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).ok()
     }
 
     /// The URL with any password masked, for messages.
@@ -190,6 +222,22 @@ mod tests {
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("app:***@"), "{debug}");
         assert!(MysqlConfig::validate(&json!({"url": "mariadb://h/db"})).is_ok());
+    }
+
+    #[test]
+    fn the_default_database_is_the_decoded_url_path() {
+        let db = |url: &str| {
+            MysqlConfig::validate(&json!({ "url": url }))
+                .unwrap()
+                .default_database()
+        };
+        assert_eq!(
+            db("mysql://u:p@h:3306/app?ssl-mode=DISABLED").as_deref(),
+            Some("app")
+        );
+        assert_eq!(db("mysql://h/my%20db").as_deref(), Some("my db"));
+        assert_eq!(db("mysql://h"), None);
+        assert_eq!(db("mysql://h/"), None);
     }
 
     #[test]

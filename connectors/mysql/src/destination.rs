@@ -143,6 +143,13 @@ struct Plan {
 impl Plan {
     fn new(target: &WriteTarget) -> Result<Self, ConnectorError> {
         let object = ObjectName::parse(&target.object)?;
+        let names: Vec<&str> = target
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        crate::ident::check_destination_names(&target.object, &names)?;
         if target.primary_key.is_empty() {
             return Err(ConnectorError::config(
                 "primary_key",

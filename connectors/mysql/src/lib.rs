@@ -41,6 +41,9 @@
 //! written in UTC; an existing `TIMESTAMP` column converts them with the session's UTC zone.
 //!
 //! `WriteTarget::object` is `table` or `database.table` (backticks allowed around a part).
+//! Database, table and column names follow the server's rules ([`check_identifier`]: at most
+//! 64 characters, no trailing space, no NUL, nothing outside the BMP), checked when a sync is
+//! defined and by `check` before writing.
 //!
 //! # Reading: MySQL → canonical Arrow
 //!
@@ -74,7 +77,16 @@ mod types;
 use backflow_connector_core::ConnectorError;
 
 pub use destination::MysqlDestination;
+pub use ident::{check_destination_names, check_identifier, MAX_IDENTIFIER_CHARS};
 pub use source::MysqlSource;
+
+/// The table `object` names on the connection `raw`, spelled one way (an unqualified table
+/// gets the URL's database), so two syncs writing one table can be recognised; `None` when
+/// the config or the object does not parse (their validation reports why).
+pub fn object_key(raw: &serde_json::Value, object: &str) -> Option<String> {
+    let config = config::MysqlConfig::validate(raw).ok()?;
+    ident::object_key(object, config.default_database().as_deref())
+}
 
 /// Checks a source connection's raw config without any I/O, so a typo fails when the
 /// connection is defined rather than at the first run. Errors name the offending field.

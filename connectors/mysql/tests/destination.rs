@@ -298,3 +298,55 @@ async fn composite_keys_and_a_database_qualified_name() {
     );
     exec(&mut conn, &format!("DROP TABLE {table}")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_open_refuse_names_the_server_would_alter() {
+    // A trailing space: MariaDB refuses it or strips it into another column's name.
+    let spaced = schema(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name ", DataType::Utf8, true),
+    ]);
+    let table = unique("spaced");
+    let e = destination()
+        .check(&target(
+            &table,
+            spaced.clone(),
+            &["id"],
+            WriteMode::Upsert,
+            true,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), backflow_connector_core::ErrorKind::Config, "{e}");
+    assert_eq!(e.column(), Some("name "), "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    let e = destination()
+        .open(&target(&table, spaced, &["id"], WriteMode::Upsert, true))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.column(), Some("name "), "{e}");
+
+    // 65 characters: over MySQL's and MariaDB's 64.
+    let long = format!("{}_{}", unique("long"), "x".repeat(43));
+    assert_eq!(long.chars().count(), 65);
+    let e = destination()
+        .check(&target(&long, people(), &["id"], WriteMode::Upsert, true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), backflow_connector_core::ErrorKind::Config, "{e}");
+    assert_eq!(e.field(), Some("destination.object"), "{e}");
+    assert!(e.message().contains("65 characters long"), "{e}");
+
+    let mut conn = admin().await;
+    let created = rows(
+        &mut conn,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME IN ('{table}', '{}')",
+            &long[..64]
+        ),
+    )
+    .await;
+    assert_eq!(created, vec!["0"], "open created a table");
+}

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use backflow_connector_core::{config, secret, ConnectorError};
+use backflow_connector_core::{config, quoted, secret, ConnectorError};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -72,8 +72,8 @@ impl PostgresConfig {
             return Err(ConnectorError::config(
                 "url",
                 format!(
-                    "expected a postgres:// or postgresql:// URL, got scheme `{}`",
-                    parsed.scheme()
+                    "expected a postgres:// or postgresql:// URL, got scheme {}",
+                    quoted(parsed.scheme())
                 ),
             ));
         }

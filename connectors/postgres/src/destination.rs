@@ -165,6 +165,13 @@ pub(crate) struct Plan {
 impl Plan {
     pub(crate) fn new(target: &WriteTarget) -> Result<Self, ConnectorError> {
         let object = ObjectName::parse(&target.object)?;
+        let names: Vec<&str> = target
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        crate::ident::check_destination_names(&target.object, &names)?;
         let mut columns: Vec<WriteColumn> = Vec::with_capacity(target.schema.fields().len());
         for field in target.schema.fields() {
             let field: &Field = field;
@@ -1014,6 +1021,43 @@ mod tests {
                 (4, "d".to_string())
             ]
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_and_open_refuse_names_postgres_would_truncate() {
+        let dest = destination();
+        // 64 bytes: PostgreSQL would keep the first 63, the name of another sync's table.
+        let table = format!("trunc_{:016x}_{}", rand::random::<u64>(), "x".repeat(41));
+        assert_eq!(table.len(), 64);
+        let e = dest.check(&target(&table, true)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert_eq!(e.field(), Some("destination.object"), "{e}");
+        assert!(!e.is_retryable(), "{e}");
+        assert!(e.message().contains("64 bytes long"), "{e}");
+        let e = dest.open(&target(&table, true)).await.err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        let mut conn = PgConnection::connect(&url()).await.unwrap();
+        let created: Option<i64> =
+            sqlx::query_scalar("SELECT pg_catalog.to_regclass($1)::oid::int8")
+                .bind(&table[..63])
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(created, None, "open created the truncated table");
+
+        // A destination column over 63 bytes is named in the error.
+        let column = "c".repeat(64);
+        let long_column = WriteTarget {
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new(&column, DataType::Utf8, true),
+            ])),
+            ..target("whatever", true)
+        };
+        let e = dest.check(&long_column).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert_eq!(e.column(), Some(column.as_str()), "{e}");
+        assert!(!e.is_retryable(), "{e}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,7 +65,9 @@
 //! verifies); a value the cast or a constraint refuses becomes a rejected row.
 //!
 //! `WriteTarget::object` is `table` or `schema.table`; names are exact (case-sensitive) and
-//! a part may be double-quoted to contain a dot.
+//! a part may be double-quoted to contain a dot. PostgreSQL truncates identifiers over 63
+//! bytes, so a schema, table or column name over 63 bytes (or empty, or holding NUL) is
+//! refused ([`check_destination_names`]) when a sync is defined and by `check` before writing.
 
 mod codec;
 mod config;
@@ -81,6 +83,7 @@ mod types;
 use backflow_connector_core::ConnectorError;
 
 pub use destination::PostgresDestination;
+pub use ident::{check_destination_names, check_identifier, object_key, MAX_IDENTIFIER_BYTES};
 pub use source::PostgresSource;
 
 /// Checks a source connection's raw config without any I/O, so a typo fails when the

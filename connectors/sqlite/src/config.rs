@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backflow_connector_core::{ConnectorError, ErrorKind};
+use backflow_connector_core::{quoted, ConnectorError, ErrorKind};
 use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
 use sqlx::ConnectOptions;
@@ -76,16 +76,16 @@ impl SqliteConfig {
             Ok(m) if m.is_dir() => Err(ConnectorError::new(
                 ErrorKind::Config,
                 format!(
-                    "`{}` is a directory, not a database file",
-                    self.path.display()
+                    "{} is a directory, not a database file",
+                    quoted(&self.path.display().to_string())
                 ),
             )
             .with_field("path")),
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(ConnectorError::connectivity(format!(
-                "cannot stat `{}`: {e}",
-                self.path.display()
+                "cannot stat {}: {e}",
+                quoted(&self.path.display().to_string())
             ))),
         }
     }
@@ -93,7 +93,10 @@ impl SqliteConfig {
     fn missing(&self) -> ConnectorError {
         ConnectorError::new(
             ErrorKind::NotFound,
-            format!("database file `{}` does not exist", self.path.display()),
+            format!(
+                "database file {} does not exist",
+                quoted(&self.path.display().to_string())
+            ),
         )
         .with_field("path")
     }
@@ -129,7 +132,10 @@ impl SqliteConfig {
     }
 
     fn open_error(&self, e: &sqlx::Error) -> ConnectorError {
-        from_sqlx(e).context(format!("cannot open `{}`", self.path.display()))
+        from_sqlx(e).context(format!(
+            "cannot open {}",
+            quoted(&self.path.display().to_string())
+        ))
     }
 }
 

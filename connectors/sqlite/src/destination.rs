@@ -51,6 +51,8 @@ struct Plan {
 fn plan(target: &WriteTarget) -> Result<Plan, ConnectorError> {
     let table = TableName::parse(&target.object)?;
     let schema = &target.schema;
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    crate::table::check_destination_names(&target.object, &names)?;
     let types = schema
         .fields()
         .iter()

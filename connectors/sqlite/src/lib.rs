@@ -38,6 +38,9 @@
 //! | `Uuid` | `TEXT` | hyphenated lowercase |
 //!
 //! Created tables declare `PRIMARY KEY (pk)` with `NOT NULL` key columns.
+//!
+//! SQLite has no identifier length limit; an empty table or column name, or one holding NUL,
+//! is refused ([`check_destination_names`]) when a sync is defined and by `check`.
 
 mod config;
 mod destination;
@@ -51,6 +54,7 @@ use backflow_connector_core::ConnectorError;
 pub use config::SqliteConfig;
 pub use destination::SqliteDestination;
 pub use source::SqliteSource;
+pub use table::{check_destination_names, object_key};
 
 /// Validates a raw `sqlite` source config without any I/O; errors name the field.
 pub fn validate_source(raw: &serde_json::Value) -> Result<SqliteSource, ConnectorError> {

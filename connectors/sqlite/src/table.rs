@@ -1,6 +1,7 @@
 //! Table names, identifier quoting and catalog introspection (columns, keys).
 
-use backflow_connector_core::{ConnectorError, ErrorKind};
+use backflow_connector_core::names::check_not_empty_or_nul;
+use backflow_connector_core::{quoted, ConnectorError, ErrorKind, NameError};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Row;
 
@@ -25,7 +26,7 @@ impl TableName {
         let invalid = |why: &str| {
             ConnectorError::new(
                 ErrorKind::Config,
-                format!("invalid SQLite table name `{object}`: {why}"),
+                format!("invalid SQLite table name {}: {why}", quoted(object)),
             )
             .with_field("destination.table")
         };
@@ -88,6 +89,31 @@ impl std::fmt::Display for TableName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.schema, self.table)
     }
+}
+
+/// Checks a sync's destination names without I/O. SQLite has no length limit, so only what
+/// it can never hold exactly is refused: an empty name, and a NUL character (the C API
+/// ends the name there).
+pub fn check_destination_names(object: &str, columns: &[&str]) -> Result<(), NameError> {
+    let table = TableName::parse(object).map_err(|e| NameError::object(e.message()))?;
+    check_not_empty_or_nul(&table.schema, "schema name").map_err(NameError::object)?;
+    check_not_empty_or_nul(&table.table, "table name").map_err(NameError::object)?;
+    for column in columns {
+        check_not_empty_or_nul(column, "column name").map_err(|m| NameError::column(column, m))?;
+    }
+    Ok(())
+}
+
+/// The table `object` names, spelled one way (`t`, `main.t` and `MAIN."T"` alike: the
+/// default schema is `main` and SQLite compares ASCII names case-insensitively), so two
+/// syncs writing one table can be recognised; `None` when `object` does not parse.
+pub fn object_key(object: &str) -> Option<String> {
+    let table = TableName::parse(object).ok()?;
+    Some(format!(
+        "{}.{}",
+        quote(&table.schema.to_ascii_lowercase()),
+        quote(&table.table.to_ascii_lowercase())
+    ))
 }
 
 /// What a run needs to know about an existing table.
@@ -206,5 +232,32 @@ mod tests {
         assert!(TableName::parse("").is_err());
         assert!(TableName::parse("a.").is_err());
         assert!(TableName::parse("\"a").is_err());
+    }
+
+    #[test]
+    fn only_empty_and_nul_names_are_refused() {
+        use backflow_connector_core::NamePart;
+        let long = "t".repeat(100_000);
+        assert!(check_destination_names(&long, &[&long]).is_ok());
+        let e = check_destination_names("\"a\0b\"", &[]).unwrap_err();
+        assert_eq!(e.part, NamePart::Object);
+        assert!(e.message.contains("NUL"), "{e}");
+        let e = check_destination_names("", &[]).unwrap_err();
+        assert_eq!(e.part, NamePart::Object);
+        let e = check_destination_names("t", &["id", ""]).unwrap_err();
+        assert_eq!(e.part, NamePart::Column(String::new()));
+        let e = check_destination_names("t", &["x\0"]).unwrap_err();
+        assert_eq!(e.part, NamePart::Column("x\0".into()));
+        let huge = format!("\"{}", "x".repeat(1 << 20));
+        let e = check_destination_names(&huge, &[]).unwrap_err();
+        assert!(e.message.len() < 500, "{}", e.message.len());
+    }
+
+    #[test]
+    fn object_keys_ignore_ascii_case_and_the_main_schema() {
+        assert_eq!(object_key("t"), object_key("main.t"));
+        assert_eq!(object_key("t"), object_key("MAIN.\"T\""));
+        assert_ne!(object_key("t"), object_key("aux.t"));
+        assert_eq!(object_key("a.b.c"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! The declarative definition file (`backflow.yaml`, DESIGN.md §1): connections and syncs,
+//! The declarative definition file (`backflow.yaml`): connections and syncs,
 //! version-controlled by users and applied as a whole.
 //!
 //! Parsing is strict: an unknown key is an error naming the key, its line and column, because a
@@ -7,7 +7,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use backflow_worker::engine::{Mapping, SyncMode, SyncOptions, SyncSpec};
+use backflow_connector_core::quoted;
+use backflow_engine::{Mapping, SyncMode, SyncOptions, SyncSpec};
 use serde::{Deserialize, Serialize};
 
 /// Why a definition file was refused.
@@ -89,6 +90,10 @@ pub struct DestinationDef {
     /// Create the table when missing.
     #[serde(default)]
     pub create_table: bool,
+    /// Other syncs may write this table too (each of them must say so as well); without it,
+    /// a second sync writing the same table is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// When a sync runs by itself.
@@ -137,6 +142,7 @@ impl SyncDef {
             query: self.source.query.clone(),
             primary_key: self.primary_key.clone(),
             object: self.destination.table.clone(),
+            destination_connection: self.destination.connection.clone(),
             mode: self.destination.mode,
             create_table: self.destination.create_table,
             mappings: self.mappings.clone(),
@@ -188,7 +194,10 @@ impl Definitions {
             if !valid_name(&c.name) {
                 return Err(invalid(
                     format!("connections[{i}].name"),
-                    format!("`{}` is not a valid name (lowercase letters, digits, `_`, `-`; at most 63)", c.name),
+                    format!(
+                        "{} is not a valid name (lowercase letters, digits, `_`, `-`; at most 63)",
+                        quoted(&c.name)
+                    ),
                 ));
             }
             if !connections.insert(c.name.as_str()) {
@@ -204,7 +213,10 @@ impl Definitions {
             if !valid_name(&s.name) {
                 return Err(invalid(
                     at("name"),
-                    format!("`{}` is not a valid name (lowercase letters, digits, `_`, `-`; at most 63)", s.name),
+                    format!(
+                        "{} is not a valid name (lowercase letters, digits, `_`, `-`; at most 63)",
+                        quoted(&s.name)
+                    ),
                 ));
             }
             if !syncs.insert(s.name.as_str()) {
@@ -218,7 +230,10 @@ impl Definitions {
                 ("destination.connection", &s.destination.connection),
             ] {
                 if !connections.contains(name.as_str()) {
-                    return Err(invalid(at(field), format!("no connection named `{name}`")));
+                    return Err(invalid(
+                        at(field),
+                        format!("no connection named {}", quoted(name)),
+                    ));
                 }
             }
             if s.source.query.trim().is_empty() {
@@ -248,7 +263,10 @@ impl Definitions {
                         if parse_interval(every).is_none() {
                             return Err(invalid(
                                 at("schedule.every"),
-                                format!("`{every}` is not an interval like 30s, 15m, 2h or 1d"),
+                                format!(
+                                    "{} is not an interval like 30s, 15m, 2h or 1d",
+                                    quoted(every)
+                                ),
                             ));
                         }
                     }
@@ -267,7 +285,7 @@ impl Definitions {
                         if !self.syncs.iter().any(|other| &other.name == after) {
                             return Err(invalid(
                                 at("schedule.after"),
-                                format!("no sync named `{after}`"),
+                                format!("no sync named {}", quoted(after)),
                             ));
                         }
                     }
@@ -377,6 +395,24 @@ syncs:
             e.to_string(),
             "`syncs[0].destination.connection`: no connection named `app`"
         );
+    }
+
+    #[test]
+    fn destinations_may_say_they_share_their_table() {
+        let d = Definitions::from_yaml(EXAMPLE).unwrap();
+        assert!(!d.syncs[0].destination.shared);
+        let text = EXAMPLE.replace("create_table: true }", "create_table: true, shared: true }");
+        let d = Definitions::from_yaml(&text).unwrap();
+        assert!(d.syncs[0].destination.shared);
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_few_hundred_bytes_of_a_value() {
+        let huge = "x".repeat(1 << 20);
+        let text = EXAMPLE.replace("connection: app_db,", &format!("connection: {huge},"));
+        let e = Definitions::from_yaml(&text).unwrap_err().to_string();
+        assert!(e.len() < 500, "{} bytes", e.len());
+        assert!(e.contains("1048576 bytes"), "{e}");
     }
 
     #[test]

@@ -1,8 +1,18 @@
 //! The control plane's API errors and the one place they become `tonic::Status`, so every RPC
 //! reports the same code for the same problem and clients can act on field violations.
 
+use backflow_connector_core::names::abbreviated_to;
+use backflow_connector_core::quoted;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+/// Longest status message sent, in bytes. Messages quote user values briefly ([`quoted`]);
+/// this is the guard for one that still quoted something huge (a connector's or a driver's
+/// message), so a status never carries a megabyte back.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Longest description of one field violation, in bytes; see [`MAX_MESSAGE_BYTES`].
+const MAX_DESCRIPTION_BYTES: usize = 1024;
 
 use crate::store::StoreError;
 
@@ -32,7 +42,7 @@ pub enum ApiError {
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
     /// The named resource does not exist.
-    #[error("{kind} `{id}` not found")]
+    #[error("{kind} {} not found", quoted(id))]
     NotFound {
         /// `connection`, `sync` or `run`.
         kind: &'static str,
@@ -40,7 +50,7 @@ pub enum ApiError {
         id: String,
     },
     /// A resource with that name exists already.
-    #[error("{kind} `{id}` already exists")]
+    #[error("{kind} {} already exists", quoted(id))]
     AlreadyExists {
         /// `connection` or `sync`.
         kind: &'static str,
@@ -96,12 +106,15 @@ impl From<StoreError> for ApiError {
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        let message = e.to_string();
+        let message = abbreviated_to(&e.to_string(), MAX_MESSAGE_BYTES).into_owned();
         match e {
             ApiError::InvalidArgument(violations) => {
                 let mut details = ErrorDetails::new();
                 for v in violations {
-                    details.add_bad_request_violation(v.field, v.description);
+                    details.add_bad_request_violation(
+                        abbreviated_to(&v.field, MAX_DESCRIPTION_BYTES),
+                        abbreviated_to(&v.description, MAX_DESCRIPTION_BYTES),
+                    );
                 }
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
@@ -137,6 +150,30 @@ mod tests {
             .collect();
         assert_eq!(fields, ["sync.primary_key", "sync.source.query"]);
         assert!(status.message().contains("must name at least one column"));
+    }
+
+    #[test]
+    fn statuses_never_carry_a_huge_value() {
+        let huge = "x".repeat(1 << 20);
+        let status: Status = ApiError::NotFound {
+            kind: "run",
+            id: huge.clone(),
+        }
+        .into();
+        assert!(status.message().len() < 400, "{}", status.message().len());
+        assert!(
+            status.message().contains("1048576 bytes"),
+            "{}",
+            status.message()
+        );
+        // A message that quoted a value whole is still cut, as are violation descriptions.
+        let status: Status = ApiError::FailedPrecondition(huge.clone()).into();
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES + 3);
+        let status: Status = ApiError::invalid("sync.source.query", huge).into();
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES + 3);
+        let details = status.get_error_details();
+        let bad = details.bad_request().expect("bad request details");
+        assert!(bad.field_violations[0].description.len() <= MAX_DESCRIPTION_BYTES + 3);
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! The plan is pure ([`plan`]): it compares the file with what the server returned, ignoring
 //! the fields the server sets (name, times, paused, last run) and the spellings that mean the
 //! same (`app_db` and `connections/app_db`; an unset option and its default).
+//!
+//! Nothing is written before the whole file passed the server's checks ([`check_all`]): each
+//! connection through the API's validate-only calls, each sync through the control plane's
+//! own sync checks ([`backflow_control_plane::validate`]) against the server's state with the
+//! file laid over it, including the one-writer-per-object rule. So a file with one bad sync
+//! creates no connection either.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -12,19 +18,23 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use backflow_common::definitions::{parse_interval, ConnectionDef, Definitions, SyncDef};
+use backflow_connector_core::secret::redact_config;
+use backflow_control_plane::convert::sync_definition_from_proto;
+use backflow_control_plane::model::SyncDefinition;
+use backflow_control_plane::validate::{target_conflict, validate_sync, Catalog, ConnectionRef};
+use backflow_engine::{SyncMode, SyncOptions};
 use backflow_proto::json::{struct_from_json, struct_to_json};
 use backflow_proto::v1;
-use backflow_worker::engine::{SyncMode, SyncOptions};
 use clap::Args;
 
-use super::client::{resource_name, Client, Collection, RpcResult as _};
+use super::client::{describe_status, resource_name, Client, Collection, RpcResult as _};
 use super::output::id;
 use super::Outcome;
 
 /// Options of `backflow apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The definition file (DESIGN.md §1 format).
+    /// The definition file (`backflow.yaml` format).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
     /// Also delete the syncs and connections on the server that the file does not name.
@@ -63,6 +73,10 @@ pub enum Action {
     Create(Desired),
     /// The server's differs in these fields: replace it whole.
     Update(Desired, Vec<&'static str>),
+    /// The server's equals it except, perhaps, in the literal secrets the server shows only
+    /// masked: [`check_all`] asks the server (validate-only) and makes it `Update` or
+    /// `Unchanged`.
+    Verify(Desired),
     /// The server's is the same.
     Unchanged,
     /// The file no longer names it (only with `--prune`).
@@ -104,6 +118,7 @@ impl Step {
             }
             (Action::Delete, false) => format!("deleted {kind} {id}"),
             (Action::Delete, true) => format!("would delete {kind} {id}"),
+            (Action::Verify(_), _) => format!("unverified {kind} {id}"),
         }
     }
 }
@@ -136,7 +151,8 @@ pub fn sync_to_proto(def: &SyncDef) -> anyhow::Result<v1::Sync> {
                 (Some(every), None, None) => {
                     let interval = parse_interval(every).with_context(|| {
                         format!(
-                            "schedule.every: `{every}` is not an interval like 30s, 15m, 2h or 1d"
+                            "schedule.every: {} is not an interval like 30s, 15m, 2h or 1d",
+                            backflow_connector_core::quoted(every)
                         )
                     })?;
                     v1::schedule::Kind::Every(prost_types::Duration {
@@ -167,6 +183,7 @@ pub fn sync_to_proto(def: &SyncDef) -> anyhow::Result<v1::Sync> {
             object: def.destination.table.clone(),
             mode: mode_to_proto(def.destination.mode) as i32,
             create_table: def.destination.create_table,
+            shared: def.destination.shared,
         }),
         mappings: def
             .mappings
@@ -203,9 +220,12 @@ fn full(collection: &str, name: &str) -> String {
     }
 }
 
-/// The fields of two connections that differ, ignoring what the server sets.
+/// The fields of two connections that differ, ignoring what the server sets. Configs compare
+/// as the server shows them, literal secrets masked (see [`hides_secrets`]).
 pub fn connection_changes(desired: &v1::Connection, actual: &v1::Connection) -> Vec<&'static str> {
-    let config = |c: &v1::Connection| c.config.as_ref().map(struct_to_json).unwrap_or_default();
+    let config = |c: &v1::Connection| {
+        redact_config(&c.config.as_ref().map(struct_to_json).unwrap_or_default())
+    };
     let empty_as_object = |v: serde_json::Value| {
         if v.is_null() {
             serde_json::json!({})
@@ -221,6 +241,18 @@ pub fn connection_changes(desired: &v1::Connection, actual: &v1::Connection) -> 
         changes.push("config");
     }
     changes
+}
+
+/// Whether `desired` holds literal secrets (a password inside a URL, a literal `password`)
+/// that the server shows only masked, so that comparing with the server's copy cannot tell
+/// whether they changed.
+pub fn hides_secrets(desired: &v1::Connection) -> bool {
+    let config = desired
+        .config
+        .as_ref()
+        .map(struct_to_json)
+        .unwrap_or_default();
+    redact_config(&config) != config
 }
 
 /// Options with every default filled in, so unset and default compare equal.
@@ -368,10 +400,12 @@ pub fn plan(
             None => Action::Create(Desired::Connection(desired)),
             Some(actual) => {
                 let changes = connection_changes(&desired, actual);
-                if changes.is_empty() {
-                    Action::Unchanged
-                } else {
+                if !changes.is_empty() {
                     Action::Update(Desired::Connection(desired), changes)
+                } else if hides_secrets(&desired) {
+                    Action::Verify(Desired::Connection(desired))
+                } else {
+                    Action::Unchanged
                 }
             }
         };
@@ -472,16 +506,183 @@ pub async fn list_all_syncs(client: &mut Client) -> anyhow::Result<Vec<v1::Sync>
     }
 }
 
+/// What a sync check sees: the server's connections and syncs with the file laid over them
+/// (the file's connections and syncs as they will be once applied).
+struct PlannedState {
+    /// Connection id → type and config (the server's configs have their secrets masked,
+    /// which the checks do not read).
+    connections: HashMap<String, (String, serde_json::Value)>,
+    /// Every sync id that will exist when syncs are written (pruned ones are deleted last).
+    syncs: HashSet<String>,
+    /// Sync id → definition, for the one-writer-per-object rule: the file's for the syncs it
+    /// names, the server's for the others.
+    definitions: Vec<(String, SyncDefinition)>,
+}
+
+impl Catalog for PlannedState {
+    fn connection(&self, id: &str) -> Option<ConnectionRef<'_>> {
+        self.connections
+            .get(id)
+            .map(|(kind, config)| ConnectionRef { kind, config })
+    }
+
+    fn has_sync(&self, id: &str) -> bool {
+        self.syncs.contains(id)
+    }
+}
+
+impl PlannedState {
+    fn new(defs: &Definitions, connections: &[v1::Connection], syncs: &[v1::Sync]) -> Self {
+        let config = |c: &v1::Connection| c.config.as_ref().map(struct_to_json).unwrap_or_default();
+        let mut state = PlannedState {
+            connections: connections
+                .iter()
+                .map(|c| (id(&c.name).to_owned(), (c.r#type.clone(), config(c))))
+                .collect(),
+            syncs: syncs.iter().map(|s| id(&s.name).to_owned()).collect(),
+            definitions: Vec::new(),
+        };
+        for c in &defs.connections {
+            state
+                .connections
+                .insert(c.name.clone(), (c.kind.clone(), c.config.clone()));
+        }
+        state
+            .syncs
+            .extend(defs.syncs.iter().map(|s| s.name.clone()));
+        for s in syncs {
+            let sync_id = id(&s.name);
+            if defs.syncs.iter().any(|d| d.name == sync_id) {
+                continue;
+            }
+            if let Ok(d) = sync_definition_from_proto(sync_id, s) {
+                state.definitions.push((sync_id.to_owned(), d));
+            }
+        }
+        for d in &defs.syncs {
+            if let Ok(desired) = sync_to_proto(d) {
+                if let Ok(definition) = sync_definition_from_proto(&d.name, &desired) {
+                    state.definitions.push((d.name.clone(), definition));
+                }
+            }
+        }
+        state
+    }
+
+    /// The problems of the file's sync `sync` (to be stored as `sync_id`), as the server
+    /// would report them.
+    fn check_sync(&self, sync_id: &str, sync: &v1::Sync) -> Option<String> {
+        let definition = match validate_sync(sync_id, sync, self) {
+            Ok(d) => d,
+            Err(e) => return Some(describe_status(&tonic::Status::from(e))),
+        };
+        let destination = self.connection(&definition.destination_connection)?;
+        let others = self
+            .definitions
+            .iter()
+            .map(|(other, d)| (other.as_str(), d));
+        target_conflict(sync_id, &definition, destination, others)
+            .err()
+            .map(|e| format!("failed precondition: {e}"))
+    }
+}
+
+/// Checks every step of `steps` before anything is written, and resolves the
+/// [`Action::Verify`] steps: connections through the API's validate-only calls (the server's
+/// own connector checks; nothing is stored), syncs against the server's state with the file
+/// laid over it. Returns one line per problem, `connection app_db: …` or `sync scores: …`;
+/// empty when the file may be applied.
+pub async fn check_all(
+    client: &mut Client,
+    steps: &mut [Step],
+    defs: &Definitions,
+    connections: &[v1::Connection],
+    syncs: &[v1::Sync],
+) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for step in steps.iter_mut() {
+        let result = match &step.action {
+            Action::Create(Desired::Connection(c)) => client
+                .connections
+                .create_connection(v1::CreateConnectionRequest {
+                    connection_id: step.id.clone(),
+                    connection: Some(c.clone()),
+                    validate_only: true,
+                })
+                .await
+                .map(|_| ()),
+            Action::Update(Desired::Connection(c), _) => client
+                .connections
+                .update_connection(v1::UpdateConnectionRequest {
+                    connection: Some(c.clone()),
+                    update_mask: None,
+                    validate_only: true,
+                })
+                .await
+                .map(|_| ()),
+            Action::Verify(Desired::Connection(c)) => {
+                let would_be = client
+                    .connections
+                    .update_connection(v1::UpdateConnectionRequest {
+                        connection: Some(c.clone()),
+                        update_mask: None,
+                        validate_only: true,
+                    })
+                    .await;
+                match would_be {
+                    Ok(response) => {
+                        let stored_time = connections
+                            .iter()
+                            .find(|s| id(&s.name) == step.id)
+                            .and_then(|s| s.update_time);
+                        let would_be_time =
+                            response.into_inner().connection.and_then(|c| c.update_time);
+                        // An update that changes nothing keeps `update_time`.
+                        step.action = if would_be_time.is_some() && would_be_time == stored_time {
+                            Action::Unchanged
+                        } else {
+                            Action::Update(Desired::Connection(c.clone()), vec!["config"])
+                        };
+                        Ok(())
+                    }
+                    Err(status) => Err(status),
+                }
+            }
+            _ => Ok(()),
+        };
+        if let Err(status) = result {
+            problems.push(format!(
+                "{} {}: {}",
+                step.kind,
+                step.id,
+                describe_status(&status)
+            ));
+        }
+    }
+    let state = PlannedState::new(defs, connections, syncs);
+    for step in steps.iter() {
+        if let Action::Create(Desired::Sync(s)) | Action::Update(Desired::Sync(s), _) = &step.action
+        {
+            if let Some(problem) = state.check_sync(&step.id, s) {
+                problems.push(format!("{} {}: {problem}", step.kind, step.id));
+            }
+        }
+    }
+    Ok(problems)
+}
+
 /// Carries out one step.
 async fn execute(client: &mut Client, step: &Step) -> anyhow::Result<()> {
     match (&step.action, step.kind) {
         (Action::Unchanged, _) => {}
+        (Action::Verify(_), _) => bail!("not checked against the server; nothing was written"),
         (Action::Create(Desired::Connection(c)), _) => {
             client
                 .connections
                 .create_connection(v1::CreateConnectionRequest {
                     connection_id: step.id.clone(),
                     connection: Some(c.clone()),
+                    validate_only: false,
                 })
                 .await
                 .rpc()?;
@@ -492,6 +693,7 @@ async fn execute(client: &mut Client, step: &Step) -> anyhow::Result<()> {
                 .update_connection(v1::UpdateConnectionRequest {
                     connection: Some(c.clone()),
                     update_mask: None,
+                    validate_only: false,
                 })
                 .await
                 .rpc()?;
@@ -553,7 +755,22 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     let connections = list_all_connections(client).await?;
     let syncs = list_all_syncs(client).await?;
-    let steps = plan(defs, &connections, &syncs, args.prune)?;
+    let mut steps = plan(defs, &connections, &syncs, args.prune)?;
+    let problems = check_all(client, &mut steps, defs, &connections, &syncs).await?;
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("error: {problem}");
+        }
+        eprintln!(
+            "error: {}: the file has the errors above",
+            if args.dry_run {
+                "apply would change nothing"
+            } else {
+                "nothing was applied"
+            }
+        );
+        return Ok(Outcome::Failed);
+    }
     let mut failed = false;
     for step in &steps {
         if step.action == Action::Delete && failed {
@@ -668,6 +885,7 @@ syncs:
                     object: "public.customer_scores".into(),
                     mode: v1::SyncMode::Upsert as i32,
                     create_table: true,
+                    shared: false,
                 }),
                 mappings: vec![v1::Mapping {
                     from: "churn_risk".into(),
@@ -836,6 +1054,72 @@ syncs:
             panic!("{:?}", steps[2])
         };
         assert_eq!(sent.name, "syncs/customer_scores");
+    }
+
+    #[test]
+    fn a_literal_password_the_server_masks_is_verified_not_assumed() {
+        let mut file = defs();
+        file.connections[1].config["url"] = "postgres://app:hunter2@127.0.0.1:5432/app".into();
+        let (mut connections, syncs) = server_state();
+        // The server shows the password masked.
+        let shown = redact_config(&file.connections[1].config);
+        assert_eq!(shown["url"], "postgres://app:***@127.0.0.1:5432/app");
+        connections[1].config = Some(struct_from_json(&shown));
+        let steps = plan(&file, &connections, &syncs, false).unwrap();
+        assert!(
+            matches!(steps[1].action, Action::Verify(Desired::Connection(_))),
+            "{:?}",
+            steps[1]
+        );
+        // Anything else that differs is an update as before.
+        connections[1].config = Some(struct_from_json(&serde_json::json!({
+            "url": "postgres://app:***@elsewhere:5432/app",
+            "password": "${env:APP_DB_PASSWORD}",
+            "port": 5432,
+        })));
+        let steps = plan(&file, &connections, &syncs, false).unwrap();
+        assert_eq!(
+            steps[1].line(true),
+            "would update connection app_db (config)"
+        );
+    }
+
+    #[test]
+    fn the_file_is_checked_as_a_whole_against_the_planned_state() {
+        let file = defs();
+        let state = PlannedState::new(&file, &[], &[]);
+        for s in &file.syncs {
+            let desired = sync_to_proto(s).unwrap();
+            assert_eq!(state.check_sync(&s.name, &desired), None, "{}", s.name);
+        }
+        // A table name PostgreSQL would truncate, named by its field.
+        let mut long = sync_to_proto(&def("hourly")).unwrap();
+        long.destination.as_mut().unwrap().object = "t".repeat(64);
+        let problem = state.check_sync("hourly", &long).unwrap();
+        assert!(
+            problem.starts_with("invalid argument: sync.destination.object: "),
+            "{problem}"
+        );
+        // Another sync of the file writes `public.totals`: `totals` is the same table.
+        let mut twin = sync_to_proto(&def("hourly")).unwrap();
+        twin.destination.as_mut().unwrap().object = "totals".into();
+        let problem = state.check_sync("hourly", &twin).unwrap();
+        assert!(
+            problem.contains("sync `totals` already writes"),
+            "{problem}"
+        );
+        // A sync only on the server counts too.
+        let mut server_only = sync_to_proto(&def("manual")).unwrap();
+        server_only.name = "syncs/legacy".into();
+        server_only.destination.as_mut().unwrap().object = "public.legacy".into();
+        let state = PlannedState::new(&file, &[], &[server_only]);
+        let mut onto_legacy = sync_to_proto(&def("hourly")).unwrap();
+        onto_legacy.destination.as_mut().unwrap().object = "legacy".into();
+        let problem = state.check_sync("hourly", &onto_legacy).unwrap();
+        assert!(
+            problem.contains("sync `legacy` already writes"),
+            "{problem}"
+        );
     }
 
     #[test]

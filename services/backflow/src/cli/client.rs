@@ -53,7 +53,7 @@ impl BearerAuth {
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        backflow_worker::trace_context::inject_current(request.metadata_mut());
+        backflow_common::trace_context::inject_current(request.metadata_mut());
         if let Some(header) = &self.header {
             request
                 .metadata_mut()
@@ -177,7 +177,8 @@ pub fn resource_name(collection: Collection, input: &str) -> anyhow::Result<Stri
         None => input,
         Some((p, id)) if p == prefix && !id.contains('/') => id,
         Some(_) => bail!(
-            "`{input}` is not a {} name: give `ID` or `{prefix}/ID`",
+            "{} is not a {} name: give `ID` or `{prefix}/ID`",
+            backflow_connector_core::quoted(input),
             collection.singular()
         ),
     };

@@ -248,6 +248,7 @@ pub fn sync_json(s: &v1::Sync) -> Value {
             "object": destination.object,
             "mode": sync_mode(destination.mode()),
             "create_table": destination.create_table,
+            "shared": destination.shared,
         },
         "mappings": s.mappings.iter().map(|m| json!({ "from": m.from, "to": m.to })).collect::<Vec<_>>(),
         "schedule": schedule_json(s.schedule.as_ref()),
@@ -320,6 +321,7 @@ pub fn sync_details(s: &v1::Sync) -> String {
         ("object", destination.object.clone()),
         ("mode", sync_mode(destination.mode()).to_owned()),
         ("create table", destination.create_table.to_string()),
+        ("shared", destination.shared.to_string()),
         ("mappings", mappings),
         ("schedule", schedule(s.schedule.as_ref())),
         (
@@ -521,12 +523,22 @@ pub fn rejected_table(rows: &[v1::RejectedRow]) -> String {
     table.render()
 }
 
+/// A connection's config as it may be printed: secret references as written, literal secrets
+/// (a password inside a URL, a literal `password`) as `***`. The server masks them already;
+/// masking again here keeps them off the terminal even with a server that does not.
+fn shown_config(c: &v1::Connection) -> Value {
+    c.config.as_ref().map_or_else(
+        || json!({}),
+        |config| backflow_connector_core::secret::redact_config(&struct_to_json(config)),
+    )
+}
+
 /// A connection as JSON; the config holds secret references, never values.
 pub fn connection_json(c: &v1::Connection) -> Value {
     json!({
         "name": c.name,
         "type": c.r#type,
-        "config": c.config.as_ref().map_or_else(|| json!({}), struct_to_json),
+        "config": shown_config(c),
         "create_time": time_json(c.create_time.as_ref()),
         "update_time": time_json(c.update_time.as_ref()),
     })
@@ -548,7 +560,7 @@ pub fn connections_table(connections: &[v1::Connection]) -> String {
 
 /// The block of `connections get`.
 pub fn connection_details(c: &v1::Connection) -> String {
-    let config = c.config.as_ref().map_or_else(|| json!({}), struct_to_json);
+    let config = shown_config(c);
     details(&[
         ("name", c.name.clone()),
         ("type", c.r#type.clone()),
@@ -725,6 +737,7 @@ mod tests {
                 object: "public.totals".into(),
                 mode: v1::SyncMode::Mirror as i32,
                 create_table: false,
+                shared: false,
             }),
             schedule: Some(v1::Schedule {
                 kind: Some(v1::schedule::Kind::AfterSync("syncs/scores".into())),
@@ -741,6 +754,26 @@ mod tests {
         assert_eq!(json["schedule"]["after_sync"], "syncs/scores");
         assert_eq!(json["destination"]["mode"], "mirror");
         assert_eq!(json["last_run"], Value::Null);
+    }
+
+    #[test]
+    fn connections_print_without_literal_secrets() {
+        // As an older server would send it: the password in the URL, unmasked.
+        let c = v1::Connection {
+            name: "connections/app_db".into(),
+            r#type: "postgres".into(),
+            config: Some(backflow_proto::json::struct_from_json(&json!({
+                "url": "postgres://app:hunter2@db:5432/app",
+                "password": "${env:APP_DB_PASSWORD}",
+            }))),
+            ..Default::default()
+        };
+        let json = connection_json(&c);
+        assert_eq!(json["config"]["url"], "postgres://app:***@db:5432/app");
+        assert_eq!(json["config"]["password"], "${env:APP_DB_PASSWORD}");
+        let text = connection_details(&c);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres://app:***@db:5432/app"), "{text}");
     }
 
     #[test]

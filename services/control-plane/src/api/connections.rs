@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backflow_connector_core::secret::restore_redacted;
+use backflow_proto::json::{struct_from_json, struct_to_json};
 use backflow_proto::v1::connection_service_server::ConnectionService;
 use backflow_proto::v1::{
     CreateConnectionRequest, CreateConnectionResponse, DeleteConnectionRequest,
@@ -15,7 +17,8 @@ use tracing::instrument;
 
 use super::ControlPlane;
 use crate::convert::{
-    connection_from_proto, connection_to_proto, page_size, parse_name, valid_id, CONNECTIONS,
+    connection_from_proto, connection_to_proto, connection_with_secrets_to_proto, page_size,
+    parse_name, valid_id, CONNECTIONS,
 };
 use crate::error::ApiError;
 use crate::model::now_millis;
@@ -46,11 +49,26 @@ impl ConnectionService for ConnectionApi {
             .connection
             .ok_or_else(|| ApiError::invalid("connection", "is required"))?;
         let record = connection_from_proto(req.connection_id, &connection, now_millis())?;
-        self.0
-            .store
-            .create_connection(&record)
-            .await
-            .map_err(ApiError::from)?;
+        if req.validate_only {
+            // The one check left to the store: the id must be free.
+            match self.0.store.get_connection(&record.id).await {
+                Ok(_) => {
+                    return Err(ApiError::AlreadyExists {
+                        kind: "connection",
+                        id: record.id,
+                    }
+                    .into())
+                }
+                Err(crate::store::StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(ApiError::from(e).into()),
+            }
+        } else {
+            self.0
+                .store
+                .create_connection(&record)
+                .await
+                .map_err(ApiError::from)?;
+        }
         Ok(Response::new(CreateConnectionResponse {
             connection: Some(connection_to_proto(&record)),
         }))
@@ -117,29 +135,49 @@ impl ConnectionService for ConnectionApi {
                 other => {
                     return Err(ApiError::invalid(
                         "update_mask",
-                        format!("`{other}` is not an updatable field (type, config)"),
+                        format!(
+                            "{} is not an updatable field (type, config)",
+                            backflow_connector_core::quoted(other)
+                        ),
                     )
                     .into())
                 }
             }
         }
         if !paths.is_empty() {
-            let current = connection_to_proto(&current);
+            let stored = connection_with_secrets_to_proto(&current);
             if !paths.iter().any(|p| p == "type") {
-                connection.r#type = current.r#type;
+                connection.r#type = stored.r#type;
             }
             if !paths.iter().any(|p| p == "config") {
-                connection.config = current.config;
+                connection.config = stored.config;
+            }
+        }
+        // A config read back from this API carries `***` for literal secrets: unchanged
+        // otherwise, it keeps the stored secrets; changed, it is refused by the conversion
+        // below rather than storing `***` as a password.
+        if let Some(config) = &connection.config {
+            if let Some(restored) = restore_redacted(&struct_to_json(config), &current.config) {
+                connection.config = Some(struct_from_json(&restored));
             }
         }
         let mut record = connection_from_proto(id, &connection, now_millis())?;
         record.created_at = current.created_at;
-        let stored = self
-            .0
-            .store
-            .update_connection(&record)
-            .await
-            .map_err(ApiError::from)?;
+        if record.kind == current.kind && record.config == current.config {
+            // Nothing changes: nothing is written, and `update_time` says so.
+            return Ok(Response::new(UpdateConnectionResponse {
+                connection: Some(connection_to_proto(&current)),
+            }));
+        }
+        let stored = if req.validate_only {
+            record
+        } else {
+            self.0
+                .store
+                .update_connection(&record)
+                .await
+                .map_err(ApiError::from)?
+        };
         Ok(Response::new(UpdateConnectionResponse {
             connection: Some(connection_to_proto(&stored)),
         }))

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use backflow_engine::{Engine, PlanInput, SnapshotRef, SnapshotStore, SyncSpec};
 use backflow_proto::v1::sync_service_server::SyncService;
 use backflow_proto::v1::{
     self, CreateSyncRequest, CreateSyncResponse, DeleteSyncRequest, DeleteSyncResponse,
@@ -9,7 +10,6 @@ use backflow_proto::v1::{
     PauseSyncResponse, PlanSyncRequest, PlanSyncResponse, ResumeSyncRequest, ResumeSyncResponse,
     TriggerSyncRequest, TriggerSyncResponse, UpdateSyncRequest, UpdateSyncResponse,
 };
-use backflow_worker::engine::{Engine, PlanInput, SnapshotRef, SnapshotStore, SyncSpec};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -20,8 +20,11 @@ use crate::convert::{
     parse_name, run_to_proto, sync_definition_from_proto, sync_definition_to_proto, sync_to_proto,
     valid_id, SYNCS,
 };
-use crate::error::{ApiError, FieldViolation};
-use crate::model::{now_millis, NewRun, RunTrigger, Schedule, SyncDefinition, SyncRecord};
+use crate::error::ApiError;
+use crate::model::{
+    now_millis, ConnectionRecord, NewRun, RunTrigger, Schedule, SyncDefinition, SyncRecord,
+};
+use crate::validate::{target_conflict, validate_sync, Catalog, ConnectionRef};
 
 /// The `SyncService` handlers.
 #[derive(Debug, Clone)]
@@ -38,6 +41,7 @@ const UPDATABLE: &[&str] = &[
     "destination.object",
     "destination.mode",
     "destination.create_table",
+    "destination.shared",
     "mappings",
     "schedule",
     "options",
@@ -47,7 +51,7 @@ const UPDATABLE: &[&str] = &[
 /// traces are on (the run's spans follow the control plane's), else the one the caller sent,
 /// so the caller's trace continues in the workers even when this process exports nothing.
 pub(crate) fn traceparent(metadata: &MetadataMap) -> Option<String> {
-    backflow_worker::trace_context::current_traceparent().or_else(|| {
+    backflow_common::trace_context::current_traceparent().or_else(|| {
         metadata
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
@@ -56,60 +60,81 @@ pub(crate) fn traceparent(metadata: &MetadataMap) -> Option<String> {
     })
 }
 
+/// The store's view of what a sync being validated refers to, fetched up front so the
+/// checks themselves ([`validate_sync`]) stay pure and shared with `backflow apply`.
+struct StoreCatalog {
+    connections: Vec<ConnectionRecord>,
+    after_sync: Option<String>,
+}
+
+impl Catalog for StoreCatalog {
+    fn connection(&self, id: &str) -> Option<ConnectionRef<'_>> {
+        self.connections
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| ConnectionRef {
+                kind: &c.kind,
+                config: &c.config,
+            })
+    }
+
+    fn has_sync(&self, id: &str) -> bool {
+        self.after_sync.as_deref() == Some(id)
+    }
+}
+
+/// The store-side form of [`target_conflict`]: refuses `definition` (as `id`) when another
+/// sync writing through the same destination connection writes the same object.
+fn one_writer_check<'a>(
+    id: &'a str,
+    definition: &'a SyncDefinition,
+) -> impl Fn(&ConnectionRecord, &[SyncRecord]) -> Result<(), String> + Send + Sync + 'a {
+    move |destination, others| {
+        target_conflict(
+            id,
+            definition,
+            ConnectionRef {
+                kind: &destination.kind,
+                config: &destination.config,
+            },
+            others.iter().map(|s| (s.id.as_str(), &s.definition)),
+        )
+    }
+}
+
 impl SyncApi {
-    /// Validates a definition and checks that what it refers to exists and fits its role.
+    /// Validates a definition and checks that what it refers to exists and fits its role,
+    /// and that its destination names fit the destination.
     async fn validate(&self, id: &str, sync: &v1::Sync) -> Result<SyncDefinition, ApiError> {
+        // Field errors first: they need no store, and name the references to look up.
         let definition = sync_definition_from_proto(id, sync)?;
-        let mut violations = Vec::new();
-        let roles = [
-            (
-                "sync.source.connection",
-                &definition.source_connection,
-                backflow_connectors::source_types(),
-                "source",
-            ),
-            (
-                "sync.destination.connection",
-                &definition.destination_connection,
-                backflow_connectors::destination_types(),
-                "destination",
-            ),
-        ];
-        for (field, connection, types, role) in roles {
+        let mut connections = Vec::new();
+        for connection in [
+            &definition.source_connection,
+            &definition.destination_connection,
+        ] {
             match self.0.store.get_connection(connection).await {
-                Ok(c) if !types.contains(&c.kind.as_str()) => violations.push(FieldViolation::new(
-                    field,
-                    format!(
-                        "connection `{connection}` is of type `{}`, which cannot be a {role} \
-                         (supported: {})",
-                        c.kind,
-                        types.join(", ")
-                    ),
-                )),
-                Ok(_) => {}
-                Err(crate::store::StoreError::NotFound { .. }) => violations.push(
-                    FieldViolation::new(field, format!("connection `{connection}` does not exist")),
-                ),
+                Ok(c) => connections.push(c),
+                Err(crate::store::StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(Schedule::AfterSync { sync }) = &definition.schedule {
-            match self.0.store.get_sync(sync).await {
-                Ok(_) => {}
-                Err(crate::store::StoreError::NotFound { .. }) => {
-                    violations.push(FieldViolation::new(
-                        "sync.schedule.after_sync",
-                        format!("sync `{sync}` does not exist"),
-                    ))
-                }
+        let after_sync = match &definition.schedule {
+            Some(Schedule::AfterSync { sync }) => match self.0.store.get_sync(sync).await {
+                Ok(_) => Some(sync.clone()),
+                Err(crate::store::StoreError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
-            }
-        }
-        if violations.is_empty() {
-            Ok(definition)
-        } else {
-            Err(ApiError::InvalidArgument(violations))
-        }
+            },
+            _ => None,
+        };
+        validate_sync(
+            id,
+            sync,
+            &StoreCatalog {
+                connections,
+                after_sync,
+            },
+        )
     }
 
     async fn store_schedule(&self, record: &SyncRecord) -> Result<(), ApiError> {
@@ -126,7 +151,8 @@ fn apply_mask(current: &mut v1::Sync, update: v1::Sync, paths: &[String]) -> Res
             return Err(ApiError::invalid(
                 "update_mask",
                 format!(
-                    "`{path}` is not an updatable field ({})",
+                    "{} is not an updatable field ({})",
+                    backflow_connector_core::quoted(path),
                     UPDATABLE.join(", ")
                 ),
             ));
@@ -148,6 +174,7 @@ fn apply_mask(current: &mut v1::Sync, update: v1::Sync, paths: &[String]) -> Res
             "destination.object" => cur_destination.object.clone_from(&destination.object),
             "destination.mode" => cur_destination.mode = destination.mode,
             "destination.create_table" => cur_destination.create_table = destination.create_table,
+            "destination.shared" => cur_destination.shared = destination.shared,
             "primary_key" => current.primary_key.clone_from(&update.primary_key),
             "mappings" => current.mappings.clone_from(&update.mappings),
             "schedule" => current.schedule.clone_from(&update.schedule),
@@ -165,6 +192,7 @@ pub(crate) fn spec_for(id: &str, d: &SyncDefinition) -> SyncSpec {
         query: d.query.clone(),
         primary_key: d.primary_key.clone(),
         object: d.object.clone(),
+        destination_connection: d.destination_connection.clone(),
         mode: d.mode,
         create_table: d.create_table,
         mappings: d.mappings.clone(),
@@ -203,7 +231,7 @@ impl SyncService for SyncApi {
         };
         self.0
             .store
-            .create_sync(&record)
+            .create_sync_checked(&record, &one_writer_check(&record.id, &record.definition))
             .await
             .map_err(ApiError::from)?;
         self.store_schedule(&record).await?;
@@ -268,7 +296,12 @@ impl SyncService for SyncApi {
         let stored = self
             .0
             .store
-            .update_sync(&id, &definition, now_millis())
+            .update_sync_checked(
+                &id,
+                &definition,
+                now_millis(),
+                &one_writer_check(&id, &definition),
+            )
             .await
             .map_err(ApiError::from)?;
         if stored.definition.schedule != current.definition.schedule {
@@ -342,12 +375,8 @@ impl SyncService for SyncApi {
             .map_err(ApiError::from)?;
         let source = backflow_connectors::source(&connection.kind, &connection.config)
             .map_err(|e| ApiError::FailedPrecondition(format!("source connection: {e}")))?;
-        let snapshots = backflow_worker::runner::snapshot_dir(&self.0.config.snapshot_store)
-            .map_err(|e| ApiError::FailedPrecondition(format!("snapshot store: {e}")))
-            .and_then(|dir| {
-                SnapshotStore::local(dir)
-                    .map_err(|e| ApiError::Internal(format!("snapshot store: {e}")))
-            })?;
+        let snapshots = SnapshotStore::open(&self.0.config.snapshot_store)
+            .map_err(|e| ApiError::FailedPrecondition(e.to_string()))?;
         let previous = sync.snapshot.as_ref().map(|s| SnapshotRef {
             path: s.path.clone(),
             rows: s.rows,

@@ -15,7 +15,7 @@ use tracing::{info, instrument, warn};
 
 use super::ControlPlane;
 use crate::convert::{
-    connection_to_proto, counts_from_proto, duration, from_duration, name, parse_name,
+    connection_with_secrets_to_proto, counts_from_proto, duration, from_duration, name, parse_name,
     rejected_from_proto, run_error_from_proto, run_to_proto, snapshot_to_proto, sync_to_proto,
     timestamp, timings_from_proto, RUNS,
 };
@@ -61,8 +61,10 @@ impl WorkerApi {
             deadline: run.lease_deadline.map(timestamp),
             heartbeat_interval: Some(duration(cp.config.heartbeat_interval)),
             sync: Some(sync_to_proto(&lease.sync)),
-            source: Some(connection_to_proto(&lease.source)),
-            destination: Some(connection_to_proto(&lease.destination)),
+            // The worker connects with the stored config itself: secrets are masked only for
+            // API clients.
+            source: Some(connection_with_secrets_to_proto(&lease.source)),
+            destination: Some(connection_with_secrets_to_proto(&lease.destination)),
             snapshot: lease.sync.snapshot.as_ref().map(snapshot_to_proto),
             snapshot_store: cp.config.snapshot_store.clone(),
             traceparent: run.traceparent.clone().unwrap_or_default(),

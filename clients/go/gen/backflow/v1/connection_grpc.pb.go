@@ -32,8 +32,13 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // ConnectionService holds the named connections that syncs read from and write to.
-// Secrets inside a connection's config are references (`${env:NAME}`, `${file:/path}`),
-// stored and returned as written, and resolved only by the process that runs a sync.
+// Secrets inside a connection's config are best written as references (`${env:NAME}`,
+// `${file:/path}`), stored and returned as written, and resolved only by the process that
+// runs a sync. A literal secret (a password written inside a URL, a literal `password` or
+// `passphrase` value) is stored as written but never returned: every response shows it as
+// `***` (`postgres://app:***@db/app`). A config holding `***` there is refused, except by
+// UpdateConnection when it equals the stored config as returned, which keeps the stored
+// secrets (a read-modify-write that changes nothing else).
 type ConnectionServiceClient interface {
 	// CreateConnection adds a connection; ALREADY_EXISTS when the name is taken.
 	CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*CreateConnectionResponse, error)
@@ -41,7 +46,8 @@ type ConnectionServiceClient interface {
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
 	// ListConnections pages through connections in name order.
 	ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error)
-	// UpdateConnection replaces the fields named by the update mask.
+	// UpdateConnection replaces the fields named by the update mask. An update that changes
+	// nothing stores nothing and returns the connection with its `update_time` unchanged.
 	UpdateConnection(ctx context.Context, in *UpdateConnectionRequest, opts ...grpc.CallOption) (*UpdateConnectionResponse, error)
 	// DeleteConnection removes a connection; FAILED_PRECONDITION while a sync uses it.
 	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
@@ -122,8 +128,13 @@ func (c *connectionServiceClient) TestConnection(ctx context.Context, in *TestCo
 // for forward compatibility.
 //
 // ConnectionService holds the named connections that syncs read from and write to.
-// Secrets inside a connection's config are references (`${env:NAME}`, `${file:/path}`),
-// stored and returned as written, and resolved only by the process that runs a sync.
+// Secrets inside a connection's config are best written as references (`${env:NAME}`,
+// `${file:/path}`), stored and returned as written, and resolved only by the process that
+// runs a sync. A literal secret (a password written inside a URL, a literal `password` or
+// `passphrase` value) is stored as written but never returned: every response shows it as
+// `***` (`postgres://app:***@db/app`). A config holding `***` there is refused, except by
+// UpdateConnection when it equals the stored config as returned, which keeps the stored
+// secrets (a read-modify-write that changes nothing else).
 type ConnectionServiceServer interface {
 	// CreateConnection adds a connection; ALREADY_EXISTS when the name is taken.
 	CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error)
@@ -131,7 +142,8 @@ type ConnectionServiceServer interface {
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)
 	// ListConnections pages through connections in name order.
 	ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error)
-	// UpdateConnection replaces the fields named by the update mask.
+	// UpdateConnection replaces the fields named by the update mask. An update that changes
+	// nothing stores nothing and returns the connection with its `update_time` unchanged.
 	UpdateConnection(context.Context, *UpdateConnectionRequest) (*UpdateConnectionResponse, error)
 	// DeleteConnection removes a connection; FAILED_PRECONDITION while a sync uses it.
 	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)

@@ -281,12 +281,19 @@ type SyncDestination struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// `connections/{connection_id}` or the bare id.
 	Connection string `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
-	// Table or collection.
+	// Table or collection. A name the destination would truncate or refuse (PostgreSQL and
+	// CockroachDB: a part over 63 bytes; MySQL: over 64 characters; MongoDB: a namespace over
+	// 255 bytes; Firestore: an id over 1,500 bytes) is INVALID_ARGUMENT.
 	Object string `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
 	// How rows are applied.
 	Mode SyncMode `protobuf:"varint,3,opt,name=mode,proto3,enum=backflow.v1.SyncMode" json:"mode,omitempty"`
 	// Create the object when missing.
-	CreateTable   bool `protobuf:"varint,4,opt,name=create_table,json=createTable,proto3" json:"create_table,omitempty"`
+	CreateTable bool `protobuf:"varint,4,opt,name=create_table,json=createTable,proto3" json:"create_table,omitempty"`
+	// Other syncs may write this object too. Two syncs writing one object (same destination
+	// connection, same table or collection once spelled one way, e.g. `t` and `public.t` on
+	// PostgreSQL) would overwrite or, in mirror mode, delete each other's rows, so it is
+	// refused unless both set this.
+	Shared        bool `protobuf:"varint,5,opt,name=shared,proto3" json:"shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -345,6 +352,13 @@ func (x *SyncDestination) GetMode() SyncMode {
 func (x *SyncDestination) GetCreateTable() bool {
 	if x != nil {
 		return x.CreateTable
+	}
+	return false
+}
+
+func (x *SyncDestination) GetShared() bool {
+	if x != nil {
+		return x.Shared
 	}
 	return false
 }
@@ -899,7 +913,8 @@ type UpdateSyncRequest struct {
 	// The sync with its resource name and the new values.
 	Sync *Sync `protobuf:"bytes,1,opt,name=sync,proto3" json:"sync,omitempty"`
 	// Fields to replace (`source`, `primary_key`, `destination`, `mappings`, `schedule`,
-	// `options`, or sub-fields such as `source.query`); empty means every mutable field.
+	// `options`, or sub-fields such as `source.query` or `destination.shared`); empty means
+	// every mutable field.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1571,14 +1586,15 @@ const file_backflow_v1_sync_proto_rawDesc = "" +
 	"\n" +
 	"connection\x18\x01 \x01(\tR\n" +
 	"connection\x12\x14\n" +
-	"\x05query\x18\x02 \x01(\tR\x05query\"\x97\x01\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\"\xaf\x01\n" +
 	"\x0fSyncDestination\x12\x1e\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\tR\n" +
 	"connection\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\tR\x06object\x12)\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\x15.backflow.v1.SyncModeR\x04mode\x12!\n" +
-	"\fcreate_table\x18\x04 \x01(\bR\vcreateTable\"-\n" +
+	"\fcreate_table\x18\x04 \x01(\bR\vcreateTable\x12\x16\n" +
+	"\x06shared\x18\x05 \x01(\bR\x06shared\"-\n" +
 	"\aMapping\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\"|\n" +

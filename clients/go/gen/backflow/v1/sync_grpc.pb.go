@@ -36,13 +36,18 @@ const (
 //
 // SyncService holds sync definitions and starts their runs.
 type SyncServiceClient interface {
-	// CreateSync adds a sync; INVALID_ARGUMENT names the field at fault.
+	// CreateSync adds a sync; INVALID_ARGUMENT names the field at fault (a destination
+	// table, collection or column name the destination would truncate or refuse is
+	// `sync.destination.object`, `sync.mappings[i].to` or `sync.primary_key[i]`).
+	// FAILED_PRECONDITION, naming the other sync, when another sync already writes the same
+	// object through the same destination connection and the two do not both set
+	// `destination.shared`.
 	CreateSync(ctx context.Context, in *CreateSyncRequest, opts ...grpc.CallOption) (*CreateSyncResponse, error)
 	// GetSync returns one sync.
 	GetSync(ctx context.Context, in *GetSyncRequest, opts ...grpc.CallOption) (*GetSyncResponse, error)
 	// ListSyncs pages through syncs in name order.
 	ListSyncs(ctx context.Context, in *ListSyncsRequest, opts ...grpc.CallOption) (*ListSyncsResponse, error)
-	// UpdateSync replaces the fields named by the update mask.
+	// UpdateSync replaces the fields named by the update mask; refused as CreateSync is.
 	UpdateSync(ctx context.Context, in *UpdateSyncRequest, opts ...grpc.CallOption) (*UpdateSyncResponse, error)
 	// DeleteSync removes a sync and its run history; FAILED_PRECONDITION while a run is active.
 	DeleteSync(ctx context.Context, in *DeleteSyncRequest, opts ...grpc.CallOption) (*DeleteSyncResponse, error)
@@ -163,13 +168,18 @@ func (c *syncServiceClient) ResumeSync(ctx context.Context, in *ResumeSyncReques
 //
 // SyncService holds sync definitions and starts their runs.
 type SyncServiceServer interface {
-	// CreateSync adds a sync; INVALID_ARGUMENT names the field at fault.
+	// CreateSync adds a sync; INVALID_ARGUMENT names the field at fault (a destination
+	// table, collection or column name the destination would truncate or refuse is
+	// `sync.destination.object`, `sync.mappings[i].to` or `sync.primary_key[i]`).
+	// FAILED_PRECONDITION, naming the other sync, when another sync already writes the same
+	// object through the same destination connection and the two do not both set
+	// `destination.shared`.
 	CreateSync(context.Context, *CreateSyncRequest) (*CreateSyncResponse, error)
 	// GetSync returns one sync.
 	GetSync(context.Context, *GetSyncRequest) (*GetSyncResponse, error)
 	// ListSyncs pages through syncs in name order.
 	ListSyncs(context.Context, *ListSyncsRequest) (*ListSyncsResponse, error)
-	// UpdateSync replaces the fields named by the update mask.
+	// UpdateSync replaces the fields named by the update mask; refused as CreateSync is.
 	UpdateSync(context.Context, *UpdateSyncRequest) (*UpdateSyncResponse, error)
 	// DeleteSync removes a sync and its run history; FAILED_PRECONDITION while a run is active.
 	DeleteSync(context.Context, *DeleteSyncRequest) (*DeleteSyncResponse, error)

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62\x61\x63kflow/v1/connection.proto\x12\x0b\x62\x61\x63kflow.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n\nConnection\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12/\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"w\n\x17\x43reateConnectionRequest\x12#\n\rconnection_id\x18\x01 \x01(\tR\x0c\x63onnectionId\x12\x37\n\nconnection\x18\x02 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"S\n\x18\x43reateConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"*\n\x14GetConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"P\n\x15GetConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"T\n\x16ListConnectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"|\n\x17ListConnectionsResponse\x12\x39\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x17.backflow.v1.ConnectionR\x0b\x63onnections\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8f\x01\n\x17UpdateConnectionRequest\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"S\n\x18UpdateConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"-\n\x17\x44\x65leteConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n\x18\x44\x65leteConnectionResponse\"+\n\x15TestConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"w\n\x16TestConnectionResponse\x12\x0e\n\x02ok\x18\x01 \x01(\x08R\x02ok\x12\x1d\n\nerror_kind\x18\x02 \x01(\tR\terrorKind\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12\x14\n\x05\x66ield\x18\x04 \x01(\tR\x05\x66ield2\xc7\x04\n\x11\x43onnectionService\x12_\n\x10\x43reateConnection\x12$.backflow.v1.CreateConnectionRequest\x1a%.backflow.v1.CreateConnectionResponse\x12V\n\rGetConnection\x12!.backflow.v1.GetConnectionRequest\x1a\".backflow.v1.GetConnectionResponse\x12\\\n\x0fListConnections\x12#.backflow.v1.ListConnectionsRequest\x1a$.backflow.v1.ListConnectionsResponse\x12_\n\x10UpdateConnection\x12$.backflow.v1.UpdateConnectionRequest\x1a%.backflow.v1.UpdateConnectionResponse\x12_\n\x10\x44\x65leteConnection\x12$.backflow.v1.DeleteConnectionRequest\x1a%.backflow.v1.DeleteConnectionResponse\x12Y\n\x0eTestConnection\x12\".backflow.v1.TestConnectionRequest\x1a#.backflow.v1.TestConnectionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62\x61\x63kflow/v1/connection.proto\x12\x0b\x62\x61\x63kflow.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n\nConnection\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12/\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x9c\x01\n\x17\x43reateConnectionRequest\x12#\n\rconnection_id\x18\x01 \x01(\tR\x0c\x63onnectionId\x12\x37\n\nconnection\x18\x02 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\x12#\n\rvalidate_only\x18\x03 \x01(\x08R\x0cvalidateOnly\"S\n\x18\x43reateConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"*\n\x14GetConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"P\n\x15GetConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"T\n\x16ListConnectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"|\n\x17ListConnectionsResponse\x12\x39\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x17.backflow.v1.ConnectionR\x0b\x63onnections\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb4\x01\n\x17UpdateConnectionRequest\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12#\n\rvalidate_only\x18\x03 \x01(\x08R\x0cvalidateOnly\"S\n\x18UpdateConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"-\n\x17\x44\x65leteConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n\x18\x44\x65leteConnectionResponse\"+\n\x15TestConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"w\n\x16TestConnectionResponse\x12\x0e\n\x02ok\x18\x01 \x01(\x08R\x02ok\x12\x1d\n\nerror_kind\x18\x02 \x01(\tR\terrorKind\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12\x14\n\x05\x66ield\x18\x04 \x01(\tR\x05\x66ield2\xc7\x04\n\x11\x43onnectionService\x12_\n\x10\x43reateConnection\x12$.backflow.v1.CreateConnectionRequest\x1a%.backflow.v1.CreateConnectionResponse\x12V\n\rGetConnection\x12!.backflow.v1.GetConnectionRequest\x1a\".backflow.v1.GetConnectionResponse\x12\\\n\x0fListConnections\x12#.backflow.v1.ListConnectionsRequest\x1a$.backflow.v1.ListConnectionsResponse\x12_\n\x10UpdateConnection\x12$.backflow.v1.UpdateConnectionRequest\x1a%.backflow.v1.UpdateConnectionResponse\x12_\n\x10\x44\x65leteConnection\x12$.backflow.v1.DeleteConnectionRequest\x1a%.backflow.v1.DeleteConnectionResponse\x12Y\n\x0eTestConnection\x12\".backflow.v1.TestConnectionRequest\x1a#.backflow.v1.TestConnectionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +36,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONNECTION']._serialized_start=143
   _globals['_CONNECTION']._serialized_end=366
-  _globals['_CREATECONNECTIONREQUEST']._serialized_start=368
-  _globals['_CREATECONNECTIONREQUEST']._serialized_end=487
-  _globals['_CREATECONNECTIONRESPONSE']._serialized_start=489
-  _globals['_CREATECONNECTIONRESPONSE']._serialized_end=572
-  _globals['_GETCONNECTIONREQUEST']._serialized_start=574
-  _globals['_GETCONNECTIONREQUEST']._serialized_end=616
-  _globals['_GETCONNECTIONRESPONSE']._serialized_start=618
-  _globals['_GETCONNECTIONRESPONSE']._serialized_end=698
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=700
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=784
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=786
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=910
-  _globals['_UPDATECONNECTIONREQUEST']._serialized_start=913
-  _globals['_UPDATECONNECTIONREQUEST']._serialized_end=1056
-  _globals['_UPDATECONNECTIONRESPONSE']._serialized_start=1058
-  _globals['_UPDATECONNECTIONRESPONSE']._serialized_end=1141
-  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1143
-  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1188
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1190
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1216
-  _globals['_TESTCONNECTIONREQUEST']._serialized_start=1218
-  _globals['_TESTCONNECTIONREQUEST']._serialized_end=1261
-  _globals['_TESTCONNECTIONRESPONSE']._serialized_start=1263
-  _globals['_TESTCONNECTIONRESPONSE']._serialized_end=1382
-  _globals['_CONNECTIONSERVICE']._serialized_start=1385
-  _globals['_CONNECTIONSERVICE']._serialized_end=1968
+  _globals['_CREATECONNECTIONREQUEST']._serialized_start=369
+  _globals['_CREATECONNECTIONREQUEST']._serialized_end=525
+  _globals['_CREATECONNECTIONRESPONSE']._serialized_start=527
+  _globals['_CREATECONNECTIONRESPONSE']._serialized_end=610
+  _globals['_GETCONNECTIONREQUEST']._serialized_start=612
+  _globals['_GETCONNECTIONREQUEST']._serialized_end=654
+  _globals['_GETCONNECTIONRESPONSE']._serialized_start=656
+  _globals['_GETCONNECTIONRESPONSE']._serialized_end=736
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=738
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=822
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=824
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=948
+  _globals['_UPDATECONNECTIONREQUEST']._serialized_start=951
+  _globals['_UPDATECONNECTIONREQUEST']._serialized_end=1131
+  _globals['_UPDATECONNECTIONRESPONSE']._serialized_start=1133
+  _globals['_UPDATECONNECTIONRESPONSE']._serialized_end=1216
+  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1218
+  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1263
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1265
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1291
+  _globals['_TESTCONNECTIONREQUEST']._serialized_start=1293
+  _globals['_TESTCONNECTIONREQUEST']._serialized_end=1336
+  _globals['_TESTCONNECTIONRESPONSE']._serialized_start=1338
+  _globals['_TESTCONNECTIONRESPONSE']._serialized_end=1457
+  _globals['_CONNECTIONSERVICE']._serialized_start=1460
+  _globals['_CONNECTIONSERVICE']._serialized_end=2043
 # @@protoc_insertion_point(module_scope)

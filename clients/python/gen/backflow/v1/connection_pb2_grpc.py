@@ -27,8 +27,13 @@ if _version_not_supported:
 
 class ConnectionServiceStub:
     """ConnectionService holds the named connections that syncs read from and write to.
-    Secrets inside a connection's config are references (`${env:NAME}`, `${file:/path}`),
-    stored and returned as written, and resolved only by the process that runs a sync.
+    Secrets inside a connection's config are best written as references (`${env:NAME}`,
+    `${file:/path}`), stored and returned as written, and resolved only by the process that
+    runs a sync. A literal secret (a password written inside a URL, a literal `password` or
+    `passphrase` value) is stored as written but never returned: every response shows it as
+    `***` (`postgres://app:***@db/app`). A config holding `***` there is refused, except by
+    UpdateConnection when it equals the stored config as returned, which keeps the stored
+    secrets (a read-modify-write that changes nothing else).
     """
 
     def __init__(self, channel):
@@ -71,8 +76,13 @@ class ConnectionServiceStub:
 
 class ConnectionServiceServicer:
     """ConnectionService holds the named connections that syncs read from and write to.
-    Secrets inside a connection's config are references (`${env:NAME}`, `${file:/path}`),
-    stored and returned as written, and resolved only by the process that runs a sync.
+    Secrets inside a connection's config are best written as references (`${env:NAME}`,
+    `${file:/path}`), stored and returned as written, and resolved only by the process that
+    runs a sync. A literal secret (a password written inside a URL, a literal `password` or
+    `passphrase` value) is stored as written but never returned: every response shows it as
+    `***` (`postgres://app:***@db/app`). A config holding `***` there is refused, except by
+    UpdateConnection when it equals the stored config as returned, which keeps the stored
+    secrets (a read-modify-write that changes nothing else).
     """
 
     def CreateConnection(self, request, context):
@@ -97,7 +107,8 @@ class ConnectionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateConnection(self, request, context):
-        """UpdateConnection replaces the fields named by the update mask.
+        """UpdateConnection replaces the fields named by the update mask. An update that changes
+        nothing stores nothing and returns the connection with its `update_time` unchanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,8 +171,13 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ConnectionService:
     """ConnectionService holds the named connections that syncs read from and write to.
-    Secrets inside a connection's config are references (`${env:NAME}`, `${file:/path}`),
-    stored and returned as written, and resolved only by the process that runs a sync.
+    Secrets inside a connection's config are best written as references (`${env:NAME}`,
+    `${file:/path}`), stored and returned as written, and resolved only by the process that
+    runs a sync. A literal secret (a password written inside a URL, a literal `password` or
+    `passphrase` value) is stored as written but never returned: every response shows it as
+    `***` (`postgres://app:***@db/app`). A config holding `***` there is refused, except by
+    UpdateConnection when it equals the stored config as returned, which keeps the stored
+    secrets (a read-modify-write that changes nothing else).
     """
 
     @staticmethod

@@ -61,16 +61,18 @@ class SyncSource(_message.Message):
     def __init__(self, connection: _Optional[str] = ..., query: _Optional[str] = ...) -> None: ...
 
 class SyncDestination(_message.Message):
-    __slots__ = ("connection", "object", "mode", "create_table")
+    __slots__ = ("connection", "object", "mode", "create_table", "shared")
     CONNECTION_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     connection: str
     object: str
     mode: SyncMode
     create_table: bool
-    def __init__(self, connection: _Optional[str] = ..., object: _Optional[str] = ..., mode: _Optional[_Union[SyncMode, str]] = ..., create_table: _Optional[bool] = ...) -> None: ...
+    shared: bool
+    def __init__(self, connection: _Optional[str] = ..., object: _Optional[str] = ..., mode: _Optional[_Union[SyncMode, str]] = ..., create_table: _Optional[bool] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class Mapping(_message.Message):
     __slots__ = ("to",)

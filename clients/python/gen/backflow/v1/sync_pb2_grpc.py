@@ -87,7 +87,12 @@ class SyncServiceServicer:
     """
 
     def CreateSync(self, request, context):
-        """CreateSync adds a sync; INVALID_ARGUMENT names the field at fault.
+        """CreateSync adds a sync; INVALID_ARGUMENT names the field at fault (a destination
+        table, collection or column name the destination would truncate or refuse is
+        `sync.destination.object`, `sync.mappings[i].to` or `sync.primary_key[i]`).
+        FAILED_PRECONDITION, naming the other sync, when another sync already writes the same
+        object through the same destination connection and the two do not both set
+        `destination.shared`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,7 +113,7 @@ class SyncServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateSync(self, request, context):
-        """UpdateSync replaces the fields named by the update mask.
+        """UpdateSync replaces the fields named by the update mask; refused as CreateSync is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file backflow/v1/connection.proto.
  */
 export const file_backflow_v1_connection: GenFile = /*@__PURE__*/
-  fileDesc("ChxiYWNrZmxvdy92MS9jb25uZWN0aW9uLnByb3RvEgtiYWNrZmxvdy52MSKzAQoKQ29ubmVjdGlvbhIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSJwoGY29uZmlnGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl0KF0NyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSKwoKY29ubmVjdGlvbhgCIAEoCzIXLmJhY2tmbG93LnYxLkNvbm5lY3Rpb24iRwoYQ3JlYXRlQ29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5iYWNrZmxvdy52MS5Db25uZWN0aW9uIiQKFEdldENvbm5lY3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiRAoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5iYWNrZmxvdy52MS5Db25uZWN0aW9uIj8KFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiYAoXTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USLAoLY29ubmVjdGlvbnMYASADKAsyFy5iYWNrZmxvdy52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ3ChdVcGRhdGVDb25uZWN0aW9uUmVxdWVzdBIrCgpjb25uZWN0aW9uGAEgASgLMhcuYmFja2Zsb3cudjEuQ29ubmVjdGlvbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siRwoYVXBkYXRlQ29ubmVjdGlvblJlc3BvbnNlEisKCmNvbm5lY3Rpb24YASABKAsyFy5iYWNrZmxvdy52MS5Db25uZWN0aW9uIicKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiGgoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlIiUKFVRlc3RDb25uZWN0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJIlgKFlRlc3RDb25uZWN0aW9uUmVzcG9uc2USCgoCb2sYASABKAgSEgoKZXJyb3Jfa2luZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEg0KBWZpZWxkGAQgASgJMscEChFDb25uZWN0aW9uU2VydmljZRJfChBDcmVhdGVDb25uZWN0aW9uEiQuYmFja2Zsb3cudjEuQ3JlYXRlQ29ubmVjdGlvblJlcXVlc3QaJS5iYWNrZmxvdy52MS5DcmVhdGVDb25uZWN0aW9uUmVzcG9uc2USVgoNR2V0Q29ubmVjdGlvbhIhLmJhY2tmbG93LnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiIuYmFja2Zsb3cudjEuR2V0Q29ubmVjdGlvblJlc3BvbnNlElwKD0xpc3RDb25uZWN0aW9ucxIjLmJhY2tmbG93LnYxLkxpc3RDb25uZWN0aW9uc1JlcXVlc3QaJC5iYWNrZmxvdy52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJfChBVcGRhdGVDb25uZWN0aW9uEiQuYmFja2Zsb3cudjEuVXBkYXRlQ29ubmVjdGlvblJlcXVlc3QaJS5iYWNrZmxvdy52MS5VcGRhdGVDb25uZWN0aW9uUmVzcG9uc2USXwoQRGVsZXRlQ29ubmVjdGlvbhIkLmJhY2tmbG93LnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0GiUuYmFja2Zsb3cudjEuRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlElkKDlRlc3RDb25uZWN0aW9uEiIuYmFja2Zsb3cudjEuVGVzdENvbm5lY3Rpb25SZXF1ZXN0GiMuYmFja2Zsb3cudjEuVGVzdENvbm5lY3Rpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxiYWNrZmxvdy92MS9jb25uZWN0aW9uLnByb3RvEgtiYWNrZmxvdy52MSKzAQoKQ29ubmVjdGlvbhIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSJwoGY29uZmlnGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInQKF0NyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSKwoKY29ubmVjdGlvbhgCIAEoCzIXLmJhY2tmbG93LnYxLkNvbm5lY3Rpb24SFQoNdmFsaWRhdGVfb25seRgDIAEoCCJHChhDcmVhdGVDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmJhY2tmbG93LnYxLkNvbm5lY3Rpb24iJAoUR2V0Q29ubmVjdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSJEChVHZXRDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmJhY2tmbG93LnYxLkNvbm5lY3Rpb24iPwoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJgChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIsCgtjb25uZWN0aW9ucxgBIAMoCzIXLmJhY2tmbG93LnYxLkNvbm5lY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIo4BChdVcGRhdGVDb25uZWN0aW9uUmVxdWVzdBIrCgpjb25uZWN0aW9uGAEgASgLMhcuYmFja2Zsb3cudjEuQ29ubmVjdGlvbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSFQoNdmFsaWRhdGVfb25seRgDIAEoCCJHChhVcGRhdGVDb25uZWN0aW9uUmVzcG9uc2USKwoKY29ubmVjdGlvbhgBIAEoCzIXLmJhY2tmbG93LnYxLkNvbm5lY3Rpb24iJwoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSIaChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2UiJQoVVGVzdENvbm5lY3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkiWAoWVGVzdENvbm5lY3Rpb25SZXNwb25zZRIKCgJvaxgBIAEoCBISCgplcnJvcl9raW5kGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSDQoFZmllbGQYBCABKAkyxwQKEUNvbm5lY3Rpb25TZXJ2aWNlEl8KEENyZWF0ZUNvbm5lY3Rpb24SJC5iYWNrZmxvdy52MS5DcmVhdGVDb25uZWN0aW9uUmVxdWVzdBolLmJhY2tmbG93LnYxLkNyZWF0ZUNvbm5lY3Rpb25SZXNwb25zZRJWCg1HZXRDb25uZWN0aW9uEiEuYmFja2Zsb3cudjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaIi5iYWNrZmxvdy52MS5HZXRDb25uZWN0aW9uUmVzcG9uc2USXAoPTGlzdENvbm5lY3Rpb25zEiMuYmFja2Zsb3cudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBokLmJhY2tmbG93LnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEl8KEFVwZGF0ZUNvbm5lY3Rpb24SJC5iYWNrZmxvdy52MS5VcGRhdGVDb25uZWN0aW9uUmVxdWVzdBolLmJhY2tmbG93LnYxLlVwZGF0ZUNvbm5lY3Rpb25SZXNwb25zZRJfChBEZWxldGVDb25uZWN0aW9uEiQuYmFja2Zsb3cudjEuRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QaJS5iYWNrZmxvdy52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2USWQoOVGVzdENvbm5lY3Rpb24SIi5iYWNrZmxvdy52MS5UZXN0Q29ubmVjdGlvblJlcXVlc3QaIy5iYWNrZmxvdy52MS5UZXN0Q29ubmVjdGlvblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Connection is a connector type and its config.
@@ -35,7 +35,8 @@ export type Connection = Message<"backflow.v1.Connection"> & {
   type: string;
 
   /**
-   * The connector's own config, secrets as references.
+   * The connector's own config: secrets as references, literal secrets masked as `***` in
+   * responses.
    *
    * @generated from field: google.protobuf.Struct config = 3;
    */
@@ -82,6 +83,14 @@ export type CreateConnectionRequest = Message<"backflow.v1.CreateConnectionReque
    * @generated from field: backflow.v1.Connection connection = 2;
    */
   connection?: Connection | undefined;
+
+  /**
+   * Check the request as CreateConnection would, and store nothing: the response carries
+   * the connection as it would be stored, or the error it would fail with.
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -229,6 +238,16 @@ export type UpdateConnectionRequest = Message<"backflow.v1.UpdateConnectionReque
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
   updateMask?: FieldMask | undefined;
+
+  /**
+   * Check the request as UpdateConnection would, and store nothing: the response carries
+   * the connection as it would be stored, with its `update_time` unchanged when the update
+   * would change nothing (so a client can tell whether a config with masked secrets
+   * differs from the stored one).
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -360,8 +379,13 @@ export const TestConnectionResponseSchema: GenMessage<TestConnectionResponse> = 
 
 /**
  * ConnectionService holds the named connections that syncs read from and write to.
- * Secrets inside a connection's config are references (`${env:NAME}`, `${file:/path}`),
- * stored and returned as written, and resolved only by the process that runs a sync.
+ * Secrets inside a connection's config are best written as references (`${env:NAME}`,
+ * `${file:/path}`), stored and returned as written, and resolved only by the process that
+ * runs a sync. A literal secret (a password written inside a URL, a literal `password` or
+ * `passphrase` value) is stored as written but never returned: every response shows it as
+ * `***` (`postgres://app:***@db/app`). A config holding `***` there is refused, except by
+ * UpdateConnection when it equals the stored config as returned, which keeps the stored
+ * secrets (a read-modify-write that changes nothing else).
  *
  * @generated from service backflow.v1.ConnectionService
  */
@@ -397,7 +421,8 @@ export const ConnectionService: GenService<{
     output: typeof ListConnectionsResponseSchema;
   },
   /**
-   * UpdateConnection replaces the fields named by the update mask.
+   * UpdateConnection replaces the fields named by the update mask. An update that changes
+   * nothing stores nothing and returns the connection with its `update_time` unchanged.
    *
    * @generated from rpc backflow.v1.ConnectionService.UpdateConnection
    */
