@@ -52,7 +52,7 @@ impl BigQuerySource {
         query: &str,
         options: ReadOptions,
     ) -> Result<BatchStream, ConnectorError> {
-        let query = backflow_connector_core::source::normalize_query(query)?;
+        let query = backflow_connector_core::support::normalize_query(query)?;
         let clients = self.clients().await?;
         let done = job::run(
             &clients.rest,

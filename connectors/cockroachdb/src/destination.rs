@@ -3,13 +3,14 @@
 //! of at most `batch_rows` rows, each its own implicit transaction, retried with backoff on
 //! serialization failures.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
+use backflow_connector_core::support::{AttemptError, Bisection};
 use backflow_connector_core::{
-    ConnectorError, Destination, DestinationWriter, ErrorKind, RowFailure, WriteMode, WriteOutcome,
-    WriteTarget,
+    ConnectorError, Destination, DestinationWriter, ErrorKind, WriteMode, WriteOutcome, WriteTarget,
 };
 use backflow_postgres::shared::{
     check_target, classify, is_row_level, open_target, quote, sqlstate, Role, TargetColumn,
@@ -339,22 +340,21 @@ impl CockroachWriter {
     }
 
     /// Row ranges of at most `batch_rows` rows and [`MAX_STATEMENT_BYTES`] bytes.
-    fn chunks(&self, encoded: &Encoded) -> Vec<Vec<usize>> {
+    fn chunks(&self, encoded: &Encoded) -> Vec<Range<usize>> {
         let mut chunks = Vec::new();
-        let mut current = Vec::new();
+        let mut start = 0;
         let mut bytes = 0;
         for (row, &size) in encoded.row_bytes.iter().enumerate() {
-            if !current.is_empty()
-                && (current.len() >= self.batch_rows || bytes + size > MAX_STATEMENT_BYTES)
+            if row > start && (row - start >= self.batch_rows || bytes + size > MAX_STATEMENT_BYTES)
             {
-                chunks.push(std::mem::take(&mut current));
+                chunks.push(start..row);
+                start = row;
                 bytes = 0;
             }
-            current.push(row);
             bytes += size;
         }
-        if !current.is_empty() {
-            chunks.push(current);
+        if start < encoded.row_bytes.len() {
+            chunks.push(start..encoded.row_bytes.len());
         }
         chunks
     }
@@ -436,32 +436,15 @@ impl CockroachWriter {
         encoded: &Encoded,
         outcome: &mut WriteOutcome,
     ) -> Result<(), ConnectorError> {
-        let mut pending: Vec<Vec<usize>> = self.chunks(encoded);
-        pending.reverse();
-        while let Some(rows) = pending.pop() {
-            match self.execute_with_retry(job, encoded, &rows).await {
-                Ok(skipped) => outcome.skipped.extend(skipped),
-                Err(e) if is_row_level(&e) => {
-                    if rows.len() == 1 {
-                        let e = classify(e);
-                        outcome.failed.push(RowFailure {
-                            row: rows[0],
-                            column: e.column().map(str::to_string),
-                            message: e.message().to_string(),
-                        });
-                    } else {
-                        let (left, right) = rows.split_at(rows.len() / 2);
-                        pending.push(right.to_vec());
-                        pending.push(left.to_vec());
-                    }
-                }
-                Err(e) => {
-                    return Err(classify(e).context(format!("writing to {}", self.table.display)))
-                }
-            }
+        let rows: Vec<usize> = (0..encoded.row_bytes.len()).collect();
+        let mut bisection = Bisection::from_groups(self.chunks(encoded));
+        while let Some(group) = bisection.next_group() {
+            let result = self.execute_with_retry(job, encoded, &rows[group]).await;
+            bisection
+                .record(result.map_err(|e| AttemptError::refused_if(e, is_row_level)))
+                .map_err(|e| classify(e).context(format!("writing to {}", self.table.display)))?;
         }
-        outcome.failed.sort_by_key(|f| f.row);
-        outcome.skipped.sort_unstable();
+        bisection.finish().settle(&rows, outcome, classify);
         Ok(())
     }
 }

@@ -1,13 +1,10 @@
 //! The destination contract suite for the CockroachDB statement set, run against PostgreSQL
 //! (no CockroachDB server can run here).
 
-#[path = "../../postgres/tests/support/contract_harness.rs"]
-mod contract_harness;
-
 use std::sync::Arc;
 
+use backflow_connector_contract::postgres::PgHarness;
 use backflow_connector_core::Destination;
-use contract_harness::PgHarness;
 
 fn cockroachdb(config: &serde_json::Value) -> Arc<dyn Destination> {
     Arc::new(backflow_cockroachdb::validate_destination(config).expect("valid test config"))

@@ -79,6 +79,9 @@
 //!   behind that blocks or corrupts the next run.
 
 pub mod cases;
+pub mod fixtures;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod source;
 mod values;
 
@@ -89,6 +92,7 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use backflow_connector_core::{Destination, WriteTarget};
 
+pub use source::server_url;
 pub use values::{hex, unique_name};
 
 /// One row (or document) read back from an object: column name → canonical JSON value.

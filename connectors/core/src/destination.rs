@@ -51,6 +51,18 @@ pub struct RowFailure {
     pub message: String,
 }
 
+impl RowFailure {
+    /// The failure of row `row` that a database reported as `error`: its message and the
+    /// column it names, without the context, since the row number already says where.
+    pub fn from_error(row: usize, error: &ConnectorError) -> Self {
+        Self {
+            row,
+            column: error.column().map(str::to_string),
+            message: error.message().to_string(),
+        }
+    }
+}
+
 /// The per-row result of one `write` or `delete`. Every row not listed in `failed` or
 /// `skipped` was durably applied (committed) by the destination.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

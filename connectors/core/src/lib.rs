@@ -11,6 +11,7 @@ pub mod error;
 pub mod names;
 pub mod secret;
 pub mod source;
+pub mod support;
 pub mod types;
 
 pub use destination::{

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use crate::error::{ConnectorError, ErrorKind};
+use crate::error::ConnectorError;
 
 /// Knobs a reader honours; sources never buffer more than a few batches of this size.
 #[derive(Debug, Clone, Copy)]
@@ -110,94 +110,5 @@ pub trait Source: Send + Sync + fmt::Debug {
             batches.push(batch.slice(0, take));
         }
         Ok(Preview { schema, batches })
-    }
-}
-
-/// What a reader task sends to the stream a source returns. `End` is explicit so that a task
-/// that stops without it (a panic, an abort) can never pass for a complete result, whose
-/// missing rows the engine would then delete.
-#[derive(Debug)]
-pub enum ReaderMessage {
-    /// The next batch.
-    Batch(RecordBatch),
-    /// The read failed; nothing follows.
-    Failed(ConnectorError),
-    /// The result is complete.
-    End,
-}
-
-/// The batch stream of a reader task's channel: it ends at [`ReaderMessage::End`] only, and
-/// a channel closed without it yields a retryable error naming `reader`.
-pub fn reader_stream(
-    schema: SchemaRef,
-    rx: tokio::sync::mpsc::Receiver<ReaderMessage>,
-    reader: &'static str,
-) -> BatchStream {
-    let stream = futures::stream::unfold((rx, false), move |(mut rx, done)| async move {
-        if done {
-            return None;
-        }
-        match rx.recv().await {
-            Some(ReaderMessage::Batch(b)) => Some((Ok(b), (rx, false))),
-            Some(ReaderMessage::Failed(e)) => Some((Err(e), (rx, true))),
-            Some(ReaderMessage::End) => None,
-            None => Some((
-                Err(ConnectorError::internal(format!(
-                    "the {reader} reader stopped before the end of the result"
-                ))
-                .with_retryable(true)),
-                (rx, true),
-            )),
-        }
-    });
-    BatchStream::new(schema, stream)
-}
-
-/// The query without surrounding whitespace and trailing semicolons, or a `Query` error when
-/// nothing is left: sources wrap the query (in `COPY (…)`, a cursor, a job), where a trailing
-/// `;` is a syntax error the user did not write.
-pub fn normalize_query(query: &str) -> Result<&str, ConnectorError> {
-    let q = query
-        .trim()
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
-    if q.is_empty() {
-        return Err(ConnectorError::new(ErrorKind::Query, "the query is empty"));
-    }
-    Ok(q)
-}
-
-#[cfg(test)]
-mod normalize_tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_reader_that_stops_without_end_is_a_retryable_error() {
-        use arrow::array::Int64Array;
-        use arrow::datatypes::{DataType, Field, Schema};
-        use std::sync::Arc;
-
-        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        let batch =
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
-                .unwrap();
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tx.send(ReaderMessage::Batch(batch)).await.unwrap();
-        drop(tx);
-        let mut stream = reader_stream(schema.clone(), rx, "test");
-        assert_eq!(stream.next().await.unwrap().unwrap().num_rows(), 2);
-        let error = stream.next().await.unwrap().unwrap_err();
-        assert!(error.is_retryable(), "{error}");
-        assert!(stream.next().await.is_none());
-
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tx.send(ReaderMessage::End).await.unwrap();
-        let mut stream = reader_stream(schema, rx, "test");
-        assert!(stream.next().await.is_none(), "End ends the stream cleanly");
-    }
-
-    #[test]
-    fn strips_blanks_and_trailing_semicolons() {
-        assert_eq!(normalize_query("  SELECT 1 ;\n; ").unwrap(), "SELECT 1");
-        assert_eq!(normalize_query(" ; ").unwrap_err().kind(), ErrorKind::Query);
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::DataType;
 use async_trait::async_trait;
+use backflow_connector_core::support::{AttemptError, Bisection};
 use backflow_connector_core::{
     CanonicalType, ConnectorError, DestinationWriter, RowFailure, WriteMode, WriteOutcome,
     WriteTarget,
@@ -378,50 +379,42 @@ impl FirestoreWriter {
         writes: Vec<Pending>,
         outcome: &mut WriteOutcome,
     ) -> Result<(), ConnectorError> {
-        let mut stack = vec![writes];
-        while let Some(mut group) = stack.pop() {
-            if group.is_empty() {
-                continue;
-            }
+        let mut bisection = Bisection::new(0..writes.len());
+        while let Some(group) = bisection.next_group() {
             if let Some(ramp) = self.ramp.as_mut() {
                 ramp.admit(group.len()).await;
             }
-            let writes: Vec<Write> = group.iter().map(|p| p.write.clone()).collect();
+            let commit: Vec<Write> = writes[group].iter().map(|p| p.write.clone()).collect();
             self.commits += 1;
-            match self.client.commit(&writes).await {
-                Ok(()) => {}
-                Err(CommitError::Fatal(e)) => return Err(e),
-                Err(CommitError::Refused(status)) if group.len() == 1 => {
-                    let p = &group[0];
-                    // A refused precondition is the mode's own guard (another writer raced the
-                    // existence check); anything else is the document's fault.
-                    let precondition = matches!(
-                        (self.plan.mode, status.code()),
-                        (WriteMode::Insert, Code::AlreadyExists)
-                            | (WriteMode::Update, Code::NotFound)
-                    );
-                    if precondition {
-                        outcome.skipped.push(p.row);
-                    } else {
-                        tracing::debug!(row = p.row, code = ?status.code(), "document refused");
-                        outcome.failed.push(RowFailure {
-                            row: p.row,
-                            column: None,
-                            message: format!(
-                                "Firestore refused the document ({:?}): {}",
-                                status.code(),
-                                status.message().trim()
-                            ),
-                        });
-                    }
-                }
-                Err(CommitError::Refused(status)) => {
-                    self.splits += 1;
-                    tracing::debug!(writes = group.len(), code = ?status.code(), "commit refused, splitting");
-                    let right = group.split_off(group.len() / 2);
-                    stack.push(right);
-                    stack.push(group);
-                }
+            let result = self.client.commit(&commit).await;
+            bisection.record(result.map_err(|e| match e {
+                CommitError::Refused(status) => AttemptError::Refused(status),
+                CommitError::Fatal(e) => AttemptError::Fatal(e),
+            }))?;
+        }
+        let settled = bisection.finish();
+        self.splits += settled.splits as u64;
+        for (i, status) in settled.refused {
+            let p = &writes[i];
+            // A refused precondition is the mode's own guard (another writer raced the
+            // existence check); anything else is the document's fault.
+            let precondition = matches!(
+                (self.plan.mode, status.code()),
+                (WriteMode::Insert, Code::AlreadyExists) | (WriteMode::Update, Code::NotFound)
+            );
+            if precondition {
+                outcome.skipped.push(p.row);
+            } else {
+                tracing::debug!(row = p.row, code = ?status.code(), "document refused");
+                outcome.failed.push(RowFailure {
+                    row: p.row,
+                    column: None,
+                    message: format!(
+                        "Firestore refused the document ({:?}): {}",
+                        status.code(),
+                        status.message().trim()
+                    ),
+                });
             }
         }
         Ok(())

@@ -2,7 +2,7 @@
 //!
 //! Every write is a raw command (`insert`, `update`, `delete`) that MongoDB 3.6+, Atlas and
 //! MongoDB-compatible servers accept, so the connector works unchanged against all of them.
-//! Tested against FerretDB 1.24.2 on its PostgreSQL backend (see the README).
+//! Tested against FerretDB 1.24.2 on its PostgreSQL backend (see `docs/connectors/mongodb.md`).
 //!
 //! # Config
 //!
@@ -81,13 +81,15 @@ mod config;
 mod destination;
 mod encode;
 mod error;
+mod plan;
 mod reply;
 mod rows;
 mod writer;
 
 use backflow_connector_core::ConnectorError;
 
-pub use destination::{check_destination_names, MongoDestination, MAX_NAMESPACE_BYTES};
+pub use destination::MongoDestination;
+pub use plan::{check_destination_names, MAX_NAMESPACE_BYTES};
 
 /// The database the connection `raw` writes into (its `database`, else the URL's path), so
 /// names can be checked against the namespace limit; `None` when the config does not parse.

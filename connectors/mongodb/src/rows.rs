@@ -6,8 +6,8 @@ use backflow_connector_core::{RowFailure, WriteMode};
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{RawBson, RawDocumentBuf};
 
-use crate::destination::Plan;
 use crate::encode;
+use crate::plan::Plan;
 use crate::reply::MAX_DOCUMENT_BYTES;
 
 /// One row, encoded.

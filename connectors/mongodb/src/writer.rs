@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
+use backflow_connector_core::support::{AttemptError, Bisection};
 use backflow_connector_core::{
     CanonicalType, ConnectorError, DestinationWriter, ErrorKind, RowFailure, WriteMode,
     WriteOutcome,
@@ -22,8 +23,8 @@ use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf};
 use mongodb::Database;
 
-use crate::destination::{Column, Plan};
 use crate::error::{classify, classify_during};
+use crate::plan::{Column, Plan};
 use crate::reply::{
     chunks, per_command, splittable, WriteError, WriteReply, DUPLICATE_KEY, MAX_STATEMENTS,
 };
@@ -108,6 +109,24 @@ where
         fates.extend(result?);
     }
     Ok(fates)
+}
+
+/// How a failed write command counts for bisection: refused as a whole for a data reason
+/// (split it), or failed for another reason, which fails the batch `doing` that.
+fn attempt_error(e: ConnectorError, doing: &str) -> AttemptError<ConnectorError, ConnectorError> {
+    if splittable(&e) {
+        AttemptError::Refused(e)
+    } else {
+        AttemptError::Fatal(e.context(doing))
+    }
+}
+
+/// The fates of the rows whose command, down to the row alone, was refused as a whole.
+fn refused_commands(refused: Vec<(usize, ConnectorError)>) -> Vec<(usize, Fate)> {
+    refused
+        .into_iter()
+        .map(|(i, e)| (i, Fate::refused_command(&e)))
+        .collect()
 }
 
 /// Puts gathered `(position, fate)` pairs in position order; every position must have one.
@@ -196,27 +215,21 @@ impl MongoWriter {
         lo: usize,
         hi: usize,
     ) -> Result<Vec<(usize, Fate)>, ConnectorError> {
-        let mut fates = Vec::with_capacity(hi - lo);
-        let mut pending = vec![(lo, hi)];
-        while let Some((lo, hi)) = pending.pop() {
-            match self.command("insert", "documents", &docs[lo..hi]).await {
-                Ok(reply) => {
-                    let mut part = vec![Fate::Created; hi - lo];
-                    for e in &reply.errors {
-                        if let Some(f) = part.get_mut(e.index) {
-                            *f = Fate::refused(e);
-                        }
-                    }
-                    fates.extend((lo..hi).zip(part));
+        let mut bisection = Bisection::new(lo..hi);
+        while let Some(group) = bisection.next_group() {
+            let result = self.command("insert", "documents", &docs[group]).await;
+            bisection.record(result.map_err(|e| attempt_error(e, "inserting documents")))?;
+        }
+        let settled = bisection.finish();
+        let mut fates = refused_commands(settled.refused);
+        for (group, reply) in settled.accepted {
+            let mut part = vec![Fate::Created; group.len()];
+            for e in &reply.errors {
+                if let Some(f) = part.get_mut(e.index) {
+                    *f = Fate::refused(e);
                 }
-                Err(e) if splittable(&e) && hi - lo > 1 => {
-                    let mid = lo + (hi - lo) / 2;
-                    pending.push((mid, hi));
-                    pending.push((lo, mid));
-                }
-                Err(e) if splittable(&e) => fates.push((lo, Fate::refused_command(&e))),
-                Err(e) => return Err(e.context("inserting documents")),
             }
+            fates.extend(group.zip(part));
         }
         Ok(fates)
     }
@@ -253,53 +266,56 @@ impl MongoWriter {
         lo: usize,
         hi: usize,
     ) -> Result<Vec<(usize, Fate)>, ConnectorError> {
-        let mut fates = Vec::with_capacity(hi - lo);
-        let mut pending = vec![(lo, hi)];
-        while let Some((lo, hi)) = pending.pop() {
-            match self.command("update", "updates", &statements[lo..hi]).await {
-                Ok(reply) if !self.reliable(&reply, hi - lo) => {
-                    let mid = lo + (hi - lo) / 2;
-                    pending.push((mid, hi));
-                    pending.push((lo, mid));
+        let mut bisection = Bisection::new(lo..hi);
+        while let Some(group) = bisection.next_group() {
+            let result = match self
+                .command("update", "updates", &statements[group.clone()])
+                .await
+            {
+                // A lone statement's reply is always reliable, so this never settles a row.
+                Ok(reply) if !self.reliable(&reply, group.len()) => {
+                    Err(AttemptError::Refused(ConnectorError::internal(
+                        "the reply does not say what became of each statement",
+                    )))
                 }
-                Ok(reply) => {
-                    // `n` counts matched and upserted statements.
-                    let n = reply.n.unwrap_or(0) as usize;
-                    let all = n + reply.errors.len() >= hi - lo;
-                    let mut part = vec![
-                        if all {
-                            Fate::Matched
-                        } else {
-                            Fate::MaybeMatched
-                        };
-                        hi - lo
-                    ];
-                    let ids: HashMap<Vec<u8>, usize> =
-                        (lo..hi).map(|i| (key_bytes(&rows[i].id), i - lo)).collect();
-                    for (index, id) in &reply.upserted {
-                        let at = id
-                            .as_ref()
-                            .and_then(|id| ids.get(&key_bytes(id)).copied())
-                            .or(*index);
-                        if let Some(f) = at.and_then(|i| part.get_mut(i)) {
-                            *f = Fate::Created;
-                        }
-                    }
-                    for e in &reply.errors {
-                        if let Some(f) = part.get_mut(e.index) {
-                            *f = Fate::refused(e);
-                        }
-                    }
-                    fates.extend((lo..hi).zip(part));
+                Ok(reply) => Ok(reply),
+                Err(e) => Err(attempt_error(e, "writing documents")),
+            };
+            bisection.record(result)?;
+        }
+        let settled = bisection.finish();
+        let mut fates = refused_commands(settled.refused);
+        for (group, reply) in settled.accepted {
+            // `n` counts matched and upserted statements.
+            let n = reply.n.unwrap_or(0) as usize;
+            let all = n + reply.errors.len() >= group.len();
+            let mut part = vec![
+                if all {
+                    Fate::Matched
+                } else {
+                    Fate::MaybeMatched
+                };
+                group.len()
+            ];
+            let ids: HashMap<Vec<u8>, usize> = group
+                .clone()
+                .map(|i| (key_bytes(&rows[i].id), i - group.start))
+                .collect();
+            for (index, id) in &reply.upserted {
+                let at = id
+                    .as_ref()
+                    .and_then(|id| ids.get(&key_bytes(id)).copied())
+                    .or(*index);
+                if let Some(f) = at.and_then(|i| part.get_mut(i)) {
+                    *f = Fate::Created;
                 }
-                Err(e) if splittable(&e) && hi - lo > 1 => {
-                    let mid = lo + (hi - lo) / 2;
-                    pending.push((mid, hi));
-                    pending.push((lo, mid));
-                }
-                Err(e) if splittable(&e) => fates.push((lo, Fate::refused_command(&e))),
-                Err(e) => return Err(e.context("writing documents")),
             }
+            for e in &reply.errors {
+                if let Some(f) = part.get_mut(e.index) {
+                    *f = Fate::refused(e);
+                }
+            }
+            fates.extend(group.zip(part));
         }
         Ok(fates)
     }

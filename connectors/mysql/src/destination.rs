@@ -17,6 +17,7 @@ use std::collections::HashSet;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
+use backflow_connector_core::support::{AttemptError, Bisection};
 use backflow_connector_core::{
     CanonicalType, ConnectorError, Destination, DestinationWriter, ErrorKind, RowFailure,
     WriteMode, WriteOutcome, WriteTarget,
@@ -26,20 +27,20 @@ use sqlx::{Connection, Executor};
 use tracing::Instrument;
 
 use crate::config::{MysqlConfig, Role};
-use crate::error::{classify, classify_during, database_code, is_row_level};
+use crate::error::{classify, classify_during, is_row_level};
 use crate::ident::{quote, ObjectName};
 use crate::literal::{bind, ColumnFormat, Values};
+use crate::statements::{
+    any_row, max_statement_bytes, privilege_probes, staging_tables, Statements, KEYS, STAGE,
+};
 use crate::table::{self, Table};
-use crate::types::{accepts, native_type};
+use crate::types::native_type;
+use crate::validate::{
+    check_columns_writable, check_key_is_unique, check_privileges, check_unwritten_columns_optional,
+};
 
 /// Name of the row-number column of the staging tables: ties staged rows back to the batch.
-const ROW_COLUMN: &str = "__backflow_row";
-/// The temporary table of rows to update.
-const STAGE: &str = "`__backflow_stage`";
-/// The temporary table of keys to look up or delete.
-const KEYS: &str = "`__backflow_keys`";
-/// Target size of one multi-row statement; capped by the server's `max_allowed_packet`.
-const STATEMENT_BYTES: usize = 4 << 20;
+pub(crate) const ROW_COLUMN: &str = "__backflow_row";
 
 /// A validated MySQL/MariaDB destination; it connects only in `check` and `open`.
 #[derive(Debug, Clone)]
@@ -230,109 +231,15 @@ async fn validate_table(
     plan: &Plan,
     table: &Table,
 ) -> Result<(), ConnectorError> {
-    let display = table.display();
-    for (name, canonical) in &plan.columns {
-        let Some(col) = table.column(name) else {
-            return Err(ConnectorError::schema(
-                name,
-                format!("column `{name}` does not exist in table {display}"),
-            ));
-        };
-        if col.generated {
-            return Err(ConnectorError::schema(
-                name,
-                format!("column `{name}` of {display} is generated and cannot be written"),
-            ));
-        }
-        if !accepts(&col.data_type, canonical) {
-            return Err(ConnectorError::schema(
-                name,
-                format!(
-                    "column `{name}` of {display} has type {} which cannot hold {canonical:?} values",
-                    col.column_type
-                ),
-            ));
-        }
-    }
+    check_columns_writable(&plan.columns, table)?;
     if plan.mode != WriteMode::Update {
-        for col in &table.columns {
-            let written = plan.columns.iter().any(|(c, _)| *c == col.name);
-            if col.not_null && !col.has_default && !col.generated && !written {
-                return Err(ConnectorError::schema(
-                    &col.name,
-                    format!(
-                        "column `{}` of {display} is NOT NULL without a default and the sync \
-                         does not write it, so every insert would fail",
-                        col.name
-                    ),
-                ));
-            }
-        }
+        check_unwritten_columns_optional(&plan.columns, table)?;
     }
-    let mut wanted: Vec<&str> = plan.primary_key.iter().map(String::as_str).collect();
-    wanted.sort_unstable();
-    let backed = table.unique_keys.iter().any(|key| {
-        let mut k: Vec<&str> = key.iter().map(String::as_str).collect();
-        k.sort_unstable();
-        k == wanted
-    });
-    if !backed {
-        let list: Vec<String> = plan.primary_key.iter().map(|k| quote(k)).collect();
-        return Err(ConnectorError::new(
-            ErrorKind::Schema,
-            format!(
-                "no unique index on ({}) in {display}; the primary key must match a primary \
-                 key or unique index exactly, without prefix lengths (e.g. ALTER TABLE {} ADD \
-                 UNIQUE ({}))",
-                plan.primary_key.join(", "),
-                table.quoted(),
-                list.join(", ")
-            ),
-        ));
-    }
+    check_key_is_unique(&plan.primary_key, table)?;
     // EXPLAIN checks the privileges of the statement without running it.
-    let target = table.quoted();
-    let all: Vec<String> = plan.columns.iter().map(|(c, _)| quote(c)).collect();
-    let insert = format!(
-        "EXPLAIN INSERT INTO {target} ({0}) SELECT {0} FROM {target} WHERE 1=0",
-        all.join(", ")
-    );
-    let assignments: Vec<String> = all.iter().map(|c| format!("{c} = {c}")).collect();
-    let update = format!(
-        "EXPLAIN UPDATE {target} SET {} WHERE 1=0",
-        assignments.join(", ")
-    );
-    let delete = format!("EXPLAIN DELETE FROM {target} WHERE 1=0");
-    let mut probes: Vec<(&str, &str)> = match plan.mode {
-        WriteMode::Upsert => vec![("INSERT", &insert), ("UPDATE", &update)],
-        WriteMode::Insert => vec![("INSERT", &insert)],
-        WriteMode::Update => vec![("UPDATE", &update)],
-    };
-    if plan.deletes {
-        probes.push(("DELETE", &delete));
-    }
-    for (privilege, sql) in probes {
-        if let Err(e) = (&mut *conn).execute(sql).await {
-            let e = classify(e);
-            if e.kind() == ErrorKind::Permission {
-                let needs = if privilege == "DELETE" {
-                    "mirror mode".to_string()
-                } else {
-                    format!("{:?} mode", plan.mode)
-                };
-                return Err(ConnectorError::new(
-                    ErrorKind::Permission,
-                    format!(
-                        "the connection's user lacks {privilege} on {display}, which {needs} \
-                         needs: {}",
-                        e.message()
-                    ),
-                ));
-            }
-            return Err(e.context(format!("checking privileges on {display}")));
-        }
-    }
-    Ok(())
+    let columns: Vec<&str> = plan.columns.iter().map(|(c, _)| c.as_str()).collect();
+    let probes = privilege_probes(&table.quoted(), &columns, plan.mode, plan.deletes);
+    check_privileges(conn, table, plan.mode, &probes).await
 }
 
 /// Counters of which write path batches took; read by tests.
@@ -344,19 +251,6 @@ pub(crate) struct WriteStats {
     pub(crate) direct_fallbacks: u64,
     /// Transactions attempted through the mode's path (more than batches when split).
     pub(crate) attempts: u64,
-}
-
-/// The SQL a writer runs, built once at open.
-#[derive(Debug)]
-struct Statements {
-    insert_prefix: String,
-    upsert_suffix: String,
-    stage_prefix: String,
-    keys_prefix: String,
-    existing_stage: String,
-    existing_keys: String,
-    update: Option<String>,
-    delete: String,
 }
 
 /// What one transaction does with a set of rows.
@@ -426,6 +320,26 @@ impl Rendered {
     }
 }
 
+/// How each written column's values are rendered: UUIDs go into binary columns as their 16
+/// bytes and into any other column as text.
+fn column_formats(columns: &[(String, CanonicalType)], table: &Table) -> Vec<ColumnFormat> {
+    columns
+        .iter()
+        .map(|(name, canonical)| {
+            let data_type = table
+                .column(name)
+                .map(|c| c.data_type.as_str())
+                .unwrap_or("");
+            ColumnFormat {
+                name: name.clone(),
+                canonical: canonical.clone(),
+                uuid_as_text: !matches!(data_type, "binary" | "varbinary")
+                    && !data_type.ends_with("blob"),
+            }
+        })
+        .collect()
+}
+
 /// Writes one run's batches over one dedicated connection.
 pub(crate) struct MysqlWriter {
     conn: Option<MySqlConnection>,
@@ -442,28 +356,16 @@ pub(crate) struct MysqlWriter {
 }
 
 impl MysqlWriter {
+    /// Prepares the dedicated connection for writing: how values are rendered, the staging
+    /// tables and statements, how long a statement may grow, and whether batches may skip the
+    /// mode's path.
     async fn start(
         mut conn: MySqlConnection,
         plan: Plan,
         table: Table,
     ) -> Result<Self, ConnectorError> {
         let target = table.quoted();
-        let formats: Vec<ColumnFormat> = plan
-            .columns
-            .iter()
-            .map(|(name, canonical)| {
-                let data_type = table
-                    .column(name)
-                    .map(|c| c.data_type.as_str())
-                    .unwrap_or("");
-                ColumnFormat {
-                    name: name.clone(),
-                    canonical: canonical.clone(),
-                    uuid_as_text: !matches!(data_type, "binary" | "varbinary")
-                        && !data_type.ends_with("blob"),
-                }
-            })
-            .collect();
+        let formats = column_formats(&plan.columns, &table);
         let key_positions: Vec<usize> = plan
             .primary_key
             .iter()
@@ -471,90 +373,13 @@ impl MysqlWriter {
             .collect();
         let key_formats: Vec<ColumnFormat> =
             key_positions.iter().map(|&i| formats[i].clone()).collect();
-        let all: Vec<String> = formats.iter().map(|f| quote(&f.name)).collect();
-        let keys: Vec<String> = key_formats.iter().map(|f| quote(&f.name)).collect();
-        let row = quote(ROW_COLUMN);
-
-        // Staging tables copy the target's column types, so staged values convert exactly as
-        // they would into the target, and the join compares like with like (same collation).
-        let create = |name: &str, columns: &[String]| {
-            let selected: Vec<String> = columns.iter().map(|c| format!("t.{c}")).collect();
-            format!(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS {name} (PRIMARY KEY ({row}), KEY ({})) \
-                 SELECT CAST(0 AS UNSIGNED) AS {row}, {} FROM {target} AS t WHERE 1=0",
-                keys.join(", "),
-                selected.join(", ")
-            )
-        };
-        let mut setup = vec![format!("DROP TEMPORARY TABLE IF EXISTS {KEYS}, {STAGE}")];
-        setup.push(create(KEYS, &keys));
-        if plan.mode == WriteMode::Update {
-            setup.push(create(STAGE, &all));
-        }
-        for sql in &setup {
-            conn.execute(sql.as_str())
-                .await
-                .map_err(classify_during("creating the staging tables"))?;
-        }
-
-        let join = |alias: &str| -> String {
-            keys.iter()
-                .map(|k| format!("t.{k} = {alias}.{k}"))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        };
-        let non_keys: Vec<&String> = all.iter().filter(|c| !keys.contains(c)).collect();
-        let upsert_suffix = if non_keys.is_empty() {
-            format!(" ON DUPLICATE KEY UPDATE {0} = {0}", keys[0])
-        } else {
-            let sets: Vec<String> = non_keys
-                .iter()
-                .map(|c| format!("{c} = VALUES({c})"))
-                .collect();
-            format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
-        };
-        let update = (!non_keys.is_empty()).then(|| {
-            let sets: Vec<String> = non_keys.iter().map(|c| format!("t.{c} = s.{c}")).collect();
-            format!(
-                "UPDATE {target} AS t JOIN {STAGE} AS s ON {} SET {}",
-                join("s"),
-                sets.join(", ")
-            )
-        });
-        let statements = Statements {
-            insert_prefix: format!("INSERT INTO {target} ({}) VALUES ", all.join(", ")),
-            upsert_suffix,
-            stage_prefix: format!("INSERT INTO {STAGE} ({row}, {}) VALUES ", all.join(", ")),
-            keys_prefix: format!("INSERT INTO {KEYS} ({row}, {}) VALUES ", keys.join(", ")),
-            existing_stage: format!(
-                "SELECT s.{row} FROM {STAGE} AS s JOIN {target} AS t ON {} FOR UPDATE",
-                join("s")
-            ),
-            existing_keys: format!(
-                "SELECT s.{row} FROM {KEYS} AS s JOIN {target} AS t ON {} FOR UPDATE",
-                join("s")
-            ),
-            update,
-            delete: format!(
-                "DELETE t FROM {target} AS t JOIN {KEYS} AS s ON {}",
-                join("s")
-            ),
-        };
-
-        let max_packet: u64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS UNSIGNED)")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(classify_during("reading max_allowed_packet"))?;
-        let max_statement = STATEMENT_BYTES.min((max_packet / 2) as usize).max(1024);
-        let direct = if plan.initial_load && plan.mode != WriteMode::Update {
-            let any: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM {target} LIMIT 1"))
-                .fetch_optional(&mut conn)
-                .await
-                .map_err(classify_during("checking whether the table is empty"))?;
-            any.is_none()
-        } else {
-            false
-        };
+        let columns: Vec<&str> = formats.iter().map(|f| f.name.as_str()).collect();
+        let keys: Vec<&str> = key_formats.iter().map(|f| f.name.as_str()).collect();
+        let setup = staging_tables(&target, &columns, &keys, plan.mode);
+        Self::create_staging_tables(&mut conn, &setup).await?;
+        let statements = Statements::new(&target, &columns, &keys);
+        let max_statement = Self::max_statement(&mut conn).await?;
+        let direct = Self::plain_inserts_possible(&mut conn, &plan, &target).await?;
         tracing::debug!(table = %target, direct, max_statement, "destination writer opened");
         Ok(Self {
             conn: Some(conn),
@@ -568,6 +393,46 @@ impl MysqlWriter {
             direct,
             stats: WriteStats::default(),
         })
+    }
+
+    /// Runs the `setup` statements (see [`staging_tables`]); the tables are temporary and
+    /// live as long as the connection.
+    async fn create_staging_tables(
+        conn: &mut MySqlConnection,
+        setup: &[String],
+    ) -> Result<(), ConnectorError> {
+        for sql in setup {
+            conn.execute(sql.as_str())
+                .await
+                .map_err(classify_during("creating the staging tables"))?;
+        }
+        Ok(())
+    }
+
+    /// The longest multi-row statement the server accepts, with room to spare.
+    async fn max_statement(conn: &mut MySqlConnection) -> Result<usize, ConnectorError> {
+        let max_packet: u64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS UNSIGNED)")
+            .fetch_one(conn)
+            .await
+            .map_err(classify_during("reading max_allowed_packet"))?;
+        Ok(max_statement_bytes(max_packet))
+    }
+
+    /// Whether batches may be written with plain INSERTs: only an initial load (which never
+    /// updates) into an empty table.
+    async fn plain_inserts_possible(
+        conn: &mut MySqlConnection,
+        plan: &Plan,
+        target: &str,
+    ) -> Result<bool, ConnectorError> {
+        if !plan.initial_load || plan.mode == WriteMode::Update {
+            return Ok(false);
+        }
+        let any: Option<i64> = sqlx::query_scalar(&any_row(target))
+            .fetch_optional(conn)
+            .await
+            .map_err(classify_during("checking whether the table is empty"))?;
+        Ok(any.is_none())
     }
 
     /// Sends `rows` as multi-row statements `prefix (…),(…) suffix` of bounded size.
@@ -741,39 +606,15 @@ impl MysqlWriter {
         rows: Vec<usize>,
         outcome: &mut WriteOutcome,
     ) -> Result<(), ConnectorError> {
-        let mut pending = vec![rows];
-        while let Some(rows) = pending.pop() {
-            if rows.is_empty() {
-                continue;
-            }
+        let mut bisection = Bisection::new(0..rows.len());
+        while let Some(group) = bisection.next_group() {
             self.stats.attempts += 1;
-            match self.attempt(job, rendered, &rows).await {
-                Ok(skipped) => outcome.skipped.extend(skipped),
-                Err(e) if is_row_level(&e) => {
-                    if rows.len() == 1 {
-                        let e = classify(e);
-                        outcome.failed.push(RowFailure {
-                            row: rows[0],
-                            column: e.column().map(str::to_string),
-                            message: e.message().to_string(),
-                        });
-                    } else {
-                        tracing::debug!(
-                            rows = rows.len(),
-                            code = database_code(&e).map(|(n, _)| n).unwrap_or(0),
-                            "row-level error; splitting the batch"
-                        );
-                        let (left, right) = rows.split_at(rows.len() / 2);
-                        pending.push(right.to_vec());
-                        pending.push(left.to_vec());
-                    }
-                }
-                Err(e) => return Err(classify(e).context(format!("writing to {}", self.table))),
-            }
+            let result = self.attempt(job, rendered, &rows[group]).await;
+            bisection
+                .record(result.map_err(|e| AttemptError::refused_if(e, is_row_level)))
+                .map_err(|e| classify(e).context(format!("writing to {}", self.table)))?;
         }
-        // Splitting visits rows out of order; callers and the engine expect ascending rows.
-        outcome.failed.sort_by_key(|f| f.row);
-        outcome.skipped.sort_unstable();
+        bisection.finish().settle(&rows, outcome, classify);
         Ok(())
     }
 

@@ -71,8 +71,10 @@ mod error;
 mod ident;
 mod literal;
 mod source;
+mod statements;
 mod table;
 mod types;
+mod validate;
 
 use backflow_connector_core::ConnectorError;
 

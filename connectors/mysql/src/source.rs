@@ -7,7 +7,7 @@
 //! the connection and hands batches over a channel of one slot, so memory stays bounded by
 //! about two batches whatever the result size.
 
-use backflow_connector_core::source::ReaderMessage as Message;
+use backflow_connector_core::support::ReaderMessage as Message;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -176,7 +176,7 @@ impl Source for MysqlSource {
             columns = tracing::field::Empty,
         );
         let (schema, kinds, conn, query) = async {
-            let query = backflow_connector_core::source::normalize_query(query)?.to_string();
+            let query = backflow_connector_core::support::normalize_query(query)?.to_string();
             let mut conn = self.config.connect(Role::Source).await?;
             let columns = describe(&mut conn, &query).await?;
             let mut fields = Vec::with_capacity(columns.len());
@@ -202,7 +202,7 @@ impl Source for MysqlSource {
         let batch_size = options.batch_size.max(1);
         let task_schema = schema.clone();
         tokio::spawn(pump(conn, query, task_schema, kinds, batch_size, tx).instrument(span));
-        Ok(backflow_connector_core::source::reader_stream(
+        Ok(backflow_connector_core::support::reader_stream(
             schema, rx, "mysql",
         ))
     }

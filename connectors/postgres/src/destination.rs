@@ -9,6 +9,7 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::Field;
 use async_trait::async_trait;
+use backflow_connector_core::support::{AttemptError, Bisection};
 use backflow_connector_core::{
     CanonicalType, ConnectorError, Destination, DestinationWriter, ErrorKind, RowFailure,
     WriteMode, WriteOutcome, WriteTarget,
@@ -22,15 +23,18 @@ use crate::codec::{encode_fields, write_header, write_trailer, EncodeColumn};
 use crate::config::{PostgresConfig, Role};
 use crate::error::{classify, classify_during, is_row_level};
 use crate::ident::{quote, ObjectName};
+use crate::statements::{
+    create_staging_table, required_privileges, table_is_empty, Statements, KEYS, STAGE,
+};
 use crate::table::{self, Table};
 use crate::types::{native_type, NativeType};
+use crate::validate::{
+    check_casts, check_columns_writable, check_key_is_unique, check_privileges,
+    check_unwritten_columns_optional,
+};
 
 /// Name of the row-number column of staging tables: ties staged rows back to the batch.
 pub(crate) const ROW_COLUMN: &str = "__backflow_row";
-/// The staging table of rows to write.
-const STAGE: &str = "pg_temp.\"__backflow_stage\"";
-/// The staging table of keys to delete.
-const KEYS: &str = "pg_temp.\"__backflow_keys\"";
 /// Encoded COPY data is sent in pieces of about this size.
 const SEND_CHUNK: usize = 1 << 20;
 
@@ -257,126 +261,16 @@ async fn validate_table(
     plan: &Plan,
     table: &Table,
 ) -> Result<(), ConnectorError> {
-    let display = table.display();
-    for c in &plan.columns {
-        let Some(col) = table.column(&c.name) else {
-            return Err(ConnectorError::schema(
-                &c.name,
-                format!("column `{}` does not exist in table {display}", c.name),
-            ));
-        };
-        if col.generated {
-            return Err(ConnectorError::schema(
-                &c.name,
-                format!(
-                    "column `{}` of {display} is generated and cannot be written",
-                    c.name
-                ),
-            ));
-        }
-    }
+    check_columns_writable(&plan.columns, table)?;
     if plan.mode != WriteMode::Update {
-        for col in &table.columns {
-            let written = plan.columns.iter().any(|c| c.name == col.name);
-            if col.not_null && !col.has_default && !col.identity && !col.generated && !written {
-                return Err(ConnectorError::schema(
-                    &col.name,
-                    format!(
-                        "column `{}` of {display} is NOT NULL without a default and the sync \
-                         does not write it, so every insert would fail",
-                        col.name
-                    ),
-                ));
-            }
-        }
+        check_unwritten_columns_optional(&plan.columns, table)?;
     }
-    let mut wanted: Vec<&str> = plan.primary_key.iter().map(String::as_str).collect();
-    wanted.sort_unstable();
-    let backed = table.unique_keys.iter().any(|key| {
-        let mut k: Vec<&str> = key.iter().map(String::as_str).collect();
-        k.sort_unstable();
-        k == wanted
-    });
-    if !backed {
-        let list = plan.primary_key.join(", ");
-        return Err(ConnectorError::new(
-            ErrorKind::Schema,
-            format!(
-                "no unique index on ({list}) in {display}; the primary key must match a \
-                 primary key, unique constraint or unique index exactly (e.g. CREATE UNIQUE \
-                 INDEX ON {} ({}))",
-                table.quoted(),
-                plan.primary_key
-                    .iter()
-                    .map(|k| quote(k))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-    for c in &plan.columns {
-        let Some(col) = table.column(&c.name) else {
-            continue;
-        };
-        let probe = format!("SELECT NULL::{}::{}", c.native.sql, col.base);
-        if let Err(e) = sqlx::query(&probe)
-            .persistent(false)
-            .execute(&mut *conn)
-            .await
-        {
-            let e = classify(e);
-            if e.kind() == ErrorKind::Connectivity {
-                return Err(e);
-            }
-            return Err(ConnectorError::schema(
-                &c.name,
-                format!(
-                    "column `{}` of {display} has type {} which does not accept {} ({:?}): {}",
-                    c.name,
-                    col.formatted,
-                    c.native.sql,
-                    c.canonical,
-                    e.message()
-                ),
-            ));
-        }
-    }
-    let all: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
+    check_key_is_unique(&plan.primary_key, table)?;
+    check_casts(conn, &plan.columns, table).await?;
+    let columns: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
     let keys: Vec<&str> = plan.primary_key.iter().map(String::as_str).collect();
-    let needed: &[(&str, &[&str])] = match plan.mode {
-        WriteMode::Upsert => &[("INSERT", &all), ("UPDATE", &all), ("SELECT", &all)],
-        WriteMode::Insert => &[("INSERT", &all), ("SELECT", &keys)],
-        WriteMode::Update => &[("UPDATE", &all), ("SELECT", &all)],
-    };
-    let delete: &[(&str, &[&str])] = if plan.deletes {
-        &[("DELETE", &[])]
-    } else {
-        &[]
-    };
-    for (privilege, columns) in needed.iter().chain(delete) {
-        if let Err(column) = table::has_privilege(conn, table, privilege, columns).await? {
-            let mut e = ConnectorError::new(
-                ErrorKind::Permission,
-                format!(
-                    "the connection's role lacks {privilege} on {display}{}, which {} needs",
-                    column
-                        .as_ref()
-                        .map(|c| format!(" (column `{c}`)"))
-                        .unwrap_or_default(),
-                    if *privilege == "DELETE" {
-                        "mirror mode".to_string()
-                    } else {
-                        format!("{:?} mode", plan.mode)
-                    }
-                ),
-            );
-            if let Some(c) = column {
-                e = e.with_column(c);
-            }
-            return Err(e);
-        }
-    }
-    Ok(())
+    let needed = required_privileges(plan.mode, plan.deletes, &columns, &keys);
+    check_privileges(conn, table, plan.mode, &needed).await
 }
 
 /// Counters of which write path batches took; read by tests.
@@ -392,17 +286,6 @@ pub(crate) struct WriteStats {
     pub(crate) staged_attempts: u64,
 }
 
-/// The SQL a writer runs, built once at open.
-#[derive(Debug)]
-struct Statements {
-    copy_stage: String,
-    copy_keys: String,
-    copy_direct: String,
-    apply: String,
-    apply_returns_skipped: bool,
-    delete: String,
-}
-
 /// Writes one run's batches over one dedicated connection.
 pub(crate) struct PostgresWriter {
     conn: Option<PgConnection>,
@@ -413,6 +296,16 @@ pub(crate) struct PostgresWriter {
     pub(crate) stats: WriteStats,
 }
 
+/// Whether every written column has exactly its native type and typmod, so the binary COPY
+/// encoding of the native type is valid for the column as it is.
+fn has_native_types(columns: &[WriteColumn], table: &Table) -> bool {
+    columns.iter().all(|c| {
+        table
+            .column(&c.name)
+            .is_some_and(|t| t.type_oid == c.native.oid && t.typmod == c.native.typmod)
+    })
+}
+
 /// Which staging path a set of rows goes through.
 #[derive(Clone, Copy)]
 enum Job {
@@ -421,166 +314,59 @@ enum Job {
 }
 
 impl PostgresWriter {
+    /// Prepares the dedicated connection for writing: staging tables, the statements planned
+    /// once, and whether batches may skip staging.
     async fn start(
         mut conn: PgConnection,
         plan: Plan,
         table: Table,
     ) -> Result<Self, ConnectorError> {
-        let target = table.quoted();
-        let cast = |c: &WriteColumn| -> String {
-            table
-                .column(&c.name)
-                .map(|t| t.base.clone())
-                .unwrap_or_else(|| c.native.sql.clone())
-        };
-        let stage_columns: Vec<String> = plan
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", quote(&c.name), c.native.sql))
-            .collect();
         let keys = plan.key_columns();
-        let key_columns: Vec<String> = keys
-            .iter()
-            .map(|c| format!("{} {}", quote(&c.name), c.native.sql))
-            .collect();
-        for (name, cols) in [(STAGE, &stage_columns), (KEYS, &key_columns)] {
-            let sql = format!(
-                "CREATE TEMP TABLE {name} ({} int4, {}) ON COMMIT DELETE ROWS",
-                quote(ROW_COLUMN),
-                cols.join(", ")
-            );
+        Self::create_staging_tables(&mut conn, &plan.columns, &keys).await?;
+        let statements = Statements::new(&table, &plan.columns, &keys, plan.mode);
+        Self::prepare(&mut conn, &statements, &table).await?;
+        let direct = Self::direct_copy_possible(&mut conn, &plan, &table).await?;
+        tracing::info!(
+            table = %table.display(),
+            mode = ?plan.mode,
+            direct_copy = direct,
+            "destination writer open"
+        );
+        Ok(Self {
+            conn: Some(conn),
+            plan,
+            table: table.display(),
+            statements,
+            direct,
+            stats: WriteStats::default(),
+        })
+    }
+
+    /// Creates the temporary tables rows and keys are COPYed into before each apply; they
+    /// live as long as the connection.
+    async fn create_staging_tables(
+        conn: &mut PgConnection,
+        columns: &[WriteColumn],
+        keys: &[WriteColumn],
+    ) -> Result<(), ConnectorError> {
+        for sql in [
+            create_staging_table(STAGE, columns),
+            create_staging_table(KEYS, keys),
+        ] {
             conn.execute(sql.as_str())
                 .await
                 .map_err(classify_during("creating the staging table"))?;
         }
+        Ok(())
+    }
 
-        let q = |s: &str| quote(s);
-        let all: Vec<&WriteColumn> = plan.columns.iter().collect();
-        let non_key: Vec<&WriteColumn> = plan
-            .columns
-            .iter()
-            .filter(|c| !plan.primary_key.contains(&c.name))
-            .collect();
-        let list = |cols: &[&WriteColumn], f: &dyn Fn(&WriteColumn) -> String, sep: &str| {
-            cols.iter().map(|c| f(c)).collect::<Vec<_>>().join(sep)
-        };
-        let key_refs: Vec<&WriteColumn> = keys.iter().collect();
-        let insert_list = list(&all, &|c| q(&c.name), ", ");
-        let select_list = list(&all, &|c| format!("s.{}::{}", q(&c.name), cast(c)), ", ");
-        let key_list = list(&key_refs, &|c| q(&c.name), ", ");
-        let key_match = |t: &str, s: &str| {
-            list(
-                &key_refs,
-                &|c| format!("{t}.{} = {s}.{}::{}", q(&c.name), q(&c.name), cast(c)),
-                " AND ",
-            )
-        };
-        let comparable = |expr: String, c: &WriteColumn| -> String {
-            // json and xml have no equality operator; compare their text.
-            match table.column(&c.name).map(|t| t.type_oid) {
-                Some(114 | 199 | 142 | 143) => format!("{expr}::text"),
-                _ => expr,
-            }
-        };
-        let row_col = q(ROW_COLUMN);
-
-        let (apply, apply_returns_skipped) = match plan.mode {
-            WriteMode::Upsert => {
-                let action = if non_key.is_empty() {
-                    "DO NOTHING".to_string()
-                } else {
-                    format!(
-                        "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
-                        list(
-                            &non_key,
-                            &|c| format!("{0} = EXCLUDED.{0}", q(&c.name)),
-                            ", "
-                        ),
-                        list(
-                            &non_key,
-                            &|c| comparable(format!("t.{}", q(&c.name)), c),
-                            ", "
-                        ),
-                        list(
-                            &non_key,
-                            &|c| comparable(format!("EXCLUDED.{}", q(&c.name)), c),
-                            ", "
-                        ),
-                    )
-                };
-                (
-                    format!(
-                        "INSERT INTO {target} AS t ({insert_list}) SELECT {select_list} \
-                         FROM {STAGE} AS s ON CONFLICT ({key_list}) {action}"
-                    ),
-                    false,
-                )
-            }
-            WriteMode::Insert => (
-                format!(
-                    "WITH ins AS (INSERT INTO {target} AS t ({insert_list}) SELECT {select_list} \
-                     FROM {STAGE} AS s ON CONFLICT ({key_list}) DO NOTHING RETURNING {}) \
-                     SELECT s.{row_col} FROM {STAGE} AS s \
-                     WHERE NOT EXISTS (SELECT 1 FROM ins WHERE {})",
-                    list(&key_refs, &|c| format!("t.{}", q(&c.name)), ", "),
-                    key_match("ins", "s"),
-                ),
-                true,
-            ),
-            WriteMode::Update => {
-                let missing = format!(
-                    "SELECT s.{row_col} FROM {STAGE} AS s \
-                     WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {})",
-                    key_match("t", "s")
-                );
-                if non_key.is_empty() {
-                    (missing, true)
-                } else {
-                    (
-                        format!(
-                            "WITH upd AS (UPDATE {target} AS t SET {} FROM {STAGE} AS s \
-                             WHERE {} AND ({}) IS DISTINCT FROM ({}) RETURNING 1) {missing}",
-                            list(
-                                &non_key,
-                                &|c| format!("{} = s.{}::{}", q(&c.name), q(&c.name), cast(c)),
-                                ", "
-                            ),
-                            key_match("t", "s"),
-                            list(
-                                &non_key,
-                                &|c| comparable(format!("t.{}", q(&c.name)), c),
-                                ", "
-                            ),
-                            list(
-                                &non_key,
-                                &|c| comparable(format!("s.{}::{}", q(&c.name), cast(c)), c),
-                                ", "
-                            ),
-                        ),
-                        true,
-                    )
-                }
-            }
-        };
-        let delete = format!(
-            "WITH del AS (DELETE FROM {target} AS t USING {KEYS} AS s WHERE {} \
-             RETURNING s.{row_col}) \
-             SELECT s.{row_col} FROM {KEYS} AS s \
-             WHERE s.{row_col} NOT IN (SELECT {row_col} FROM del)",
-            key_match("t", "s")
-        );
-        let statements = Statements {
-            copy_stage: format!(
-                "COPY {STAGE} ({row_col}, {insert_list}) FROM STDIN (FORMAT binary)"
-            ),
-            copy_keys: format!("COPY {KEYS} ({row_col}, {key_list}) FROM STDIN (FORMAT binary)"),
-            copy_direct: format!("COPY {target} ({insert_list}) FROM STDIN (FORMAT binary)"),
-            apply,
-            apply_returns_skipped,
-            delete,
-        };
-        // Plan both statements now: a type without equality or a mismatch fails at open,
-        // not on the first batch.
+    /// Plans the apply and delete statements now, so a type without equality or a mismatch
+    /// fails at open rather than on the first batch.
+    async fn prepare(
+        conn: &mut PgConnection,
+        statements: &Statements,
+        table: &Table,
+    ) -> Result<(), ConnectorError> {
         for sql in [&statements.apply, &statements.delete] {
             conn.prepare(sql.as_str()).await.map_err(|e| {
                 let e = classify(e);
@@ -598,37 +384,27 @@ impl PostgresWriter {
                 }
             })?;
         }
+        Ok(())
+    }
 
-        let exact = plan.columns.iter().all(|c| {
-            table
-                .column(&c.name)
-                .is_some_and(|t| t.type_oid == c.native.oid && t.typmod == c.native.typmod)
-        });
-        let direct = if plan.initial_load && plan.mode != WriteMode::Update && exact {
-            let empty: bool =
-                sqlx::query_scalar(&format!("SELECT NOT EXISTS (SELECT 1 FROM {target})"))
-                    .persistent(false)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(classify_during("checking whether the table is empty"))?;
-            empty
-        } else {
-            false
-        };
-        tracing::info!(
-            table = %table.display(),
-            mode = ?plan.mode,
-            direct_copy = direct,
-            "destination writer open"
-        );
-        Ok(Self {
-            conn: Some(conn),
-            plan,
-            table: table.display(),
-            statements,
-            direct,
-            stats: WriteStats::default(),
-        })
+    /// Whether batches may COPY straight into the table: only an initial load (which never
+    /// updates) into an empty table whose columns take the encoded native values as they are.
+    async fn direct_copy_possible(
+        conn: &mut PgConnection,
+        plan: &Plan,
+        table: &Table,
+    ) -> Result<bool, ConnectorError> {
+        if !plan.initial_load
+            || plan.mode == WriteMode::Update
+            || !has_native_types(&plan.columns, table)
+        {
+            return Ok(false);
+        }
+        sqlx::query_scalar(&table_is_empty(&table.quoted()))
+            .persistent(false)
+            .fetch_one(conn)
+            .await
+            .map_err(classify_during("checking whether the table is empty"))
     }
 
     fn conn(&mut self) -> Result<&mut PgConnection, ConnectorError> {
@@ -774,38 +550,14 @@ impl PostgresWriter {
         rows: Vec<usize>,
         outcome: &mut WriteOutcome,
     ) -> Result<(), ConnectorError> {
-        let mut pending = vec![rows];
-        while let Some(rows) = pending.pop() {
-            if rows.is_empty() {
-                continue;
-            }
-            match self.attempt(job, encoded, &rows).await {
-                Ok(skipped) => outcome.skipped.extend(skipped),
-                Err(e) if is_row_level(&e) => {
-                    if rows.len() == 1 {
-                        let e = classify(e);
-                        outcome.failed.push(RowFailure {
-                            row: rows[0],
-                            column: e.column().map(str::to_string),
-                            message: e.message().to_string(),
-                        });
-                    } else {
-                        tracing::debug!(
-                            rows = rows.len(),
-                            code = crate::error::sqlstate(&e).unwrap_or(""),
-                            "row-level error; splitting the batch"
-                        );
-                        let (left, right) = rows.split_at(rows.len() / 2);
-                        pending.push(right.to_vec());
-                        pending.push(left.to_vec());
-                    }
-                }
-                Err(e) => return Err(classify(e).context(format!("writing to {}", self.table))),
-            }
+        let mut bisection = Bisection::new(0..rows.len());
+        while let Some(group) = bisection.next_group() {
+            let result = self.attempt(job, encoded, &rows[group]).await;
+            bisection
+                .record(result.map_err(|e| AttemptError::refused_if(e, is_row_level)))
+                .map_err(|e| classify(e).context(format!("writing to {}", self.table)))?;
         }
-        // Splitting visits rows out of order; callers and the engine expect ascending rows.
-        outcome.failed.sort_by_key(|f| f.row);
-        outcome.skipped.sort_unstable();
+        bisection.finish().settle(&rows, outcome, classify);
         Ok(())
     }
 

@@ -77,8 +77,10 @@ mod ident;
 mod numeric;
 pub mod shared;
 mod source;
+mod statements;
 mod table;
 mod types;
+mod validate;
 
 use backflow_connector_core::ConnectorError;
 

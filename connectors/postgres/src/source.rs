@@ -6,7 +6,7 @@
 //! result size, and the server is throttled by TCP back-pressure. The stream ends only after
 //! the COPY trailer and the server's completion; anything else is an error item.
 
-use backflow_connector_core::source::ReaderMessage as Message;
+use backflow_connector_core::support::ReaderMessage as Message;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -72,7 +72,7 @@ impl Source for PostgresSource {
             columns = tracing::field::Empty,
         );
         let (schema, conn, copy_sql, decoder) = async {
-            let query = backflow_connector_core::source::normalize_query(query)?;
+            let query = backflow_connector_core::support::normalize_query(query)?;
             let mut conn = self.config.connect(Role::Source).await?;
             let columns = describe(&mut conn, query).await?;
             let mut fields: Vec<Field> = Vec::with_capacity(columns.len());
@@ -112,7 +112,7 @@ impl Source for PostgresSource {
             }
         }
 
-        Ok(backflow_connector_core::source::reader_stream(
+        Ok(backflow_connector_core::support::reader_stream(
             schema, rx, "postgres",
         ))
     }

@@ -8,7 +8,7 @@
 //! and the one being built are held whatever the result size. The stream ends only after a
 //! `FETCH` came back short and the transaction committed; anything else is an error item.
 
-use backflow_connector_core::source::ReaderMessage as Message;
+use backflow_connector_core::support::ReaderMessage as Message;
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
@@ -74,7 +74,7 @@ impl Source for RedshiftSource {
             columns = tracing::field::Empty,
         );
         let (schema, kinds, conn) = async {
-            let query = backflow_connector_core::source::normalize_query(query)?;
+            let query = backflow_connector_core::support::normalize_query(query)?;
             let mut conn = self.connect().await?;
             let columns = describe(&mut conn, query).await?;
             let mut fields = Vec::with_capacity(columns.len());
@@ -101,7 +101,7 @@ impl Source for RedshiftSource {
         let batch_size = options.batch_size.max(1);
         let fetch_size = self.config.fetch_size;
         tokio::spawn(pump(conn, builder, batch_size, fetch_size, tx).instrument(span));
-        Ok(backflow_connector_core::source::reader_stream(
+        Ok(backflow_connector_core::support::reader_stream(
             schema, rx, "redshift",
         ))
     }

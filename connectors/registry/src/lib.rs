@@ -1,62 +1,188 @@
-//! The explicit registry: one function maps a connection's `type` to its connector.
+//! The explicit registry: one table maps a connection's `type` to its connector.
 //!
-//! No global registration magic: adding a connector means adding a cargo feature and a match
-//! arm here, so what a build supports is visible in one place (and in `types`).
+//! No global registration magic: adding a connector means adding a cargo feature and a line
+//! to [`CONNECTORS`], so what a build supports is visible in one place. The type lists,
+//! construction, name rules and object keys are all read from that table.
 
 use std::sync::Arc;
 
 use backflow_connector_core::{ConnectorError, Destination, NameError, Source};
 use serde_json::Value;
 
+/// One connection type a build supports, in one role.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The connection's `type` as users write it.
+    name: &'static str,
+    role: Role,
+}
+
+/// What a connection type can be used as, with what the registry needs for that role.
+#[derive(Clone, Copy)]
+#[allow(
+    dead_code,
+    reason = "a build without any source (or destination) feature never builds that role"
+)]
+enum Role {
+    Source {
+        /// Validates a raw config (pure: no I/O).
+        validate: fn(&Value) -> Result<Arc<dyn Source>, ConnectorError>,
+    },
+    Destination {
+        /// Validates a raw config (pure: no I/O).
+        validate: fn(&Value) -> Result<Arc<dyn Destination>, ConnectorError>,
+        /// Checks a sync's object and column names (config, object, columns).
+        names: fn(&Value, &str, &[&str]) -> Result<(), NameError>,
+        /// The one spelling of an object (config, object); `None` when it does not parse.
+        object_key: fn(&Value, &str) -> Option<String>,
+    },
+}
+
+/// Every connection type of this build. The order is the order of the type lists (and of
+/// the "supported" list in errors).
+const CONNECTORS: &[Entry] = &[
+    #[cfg(feature = "postgres")]
+    Entry {
+        name: "postgres",
+        role: Role::Source {
+            validate: |c| Ok(Arc::new(backflow_postgres::validate_source(c)?)),
+        },
+    },
+    #[cfg(feature = "postgres")]
+    Entry {
+        name: "postgres",
+        role: Role::Destination {
+            validate: |c| Ok(Arc::new(backflow_postgres::validate_destination(c)?)),
+            names: |_, object, columns| backflow_postgres::check_destination_names(object, columns),
+            object_key: |_, object| backflow_postgres::object_key(object),
+        },
+    },
+    #[cfg(feature = "files")]
+    Entry {
+        name: "files",
+        role: Role::Source {
+            validate: |c| Ok(Arc::new(backflow_files::validate_source(c)?)),
+        },
+    },
+    #[cfg(feature = "sqlite")]
+    Entry {
+        name: "sqlite",
+        role: Role::Source {
+            validate: |c| Ok(Arc::new(backflow_sqlite::validate_source(c)?)),
+        },
+    },
+    #[cfg(feature = "sqlite")]
+    Entry {
+        name: "sqlite",
+        role: Role::Destination {
+            validate: |c| Ok(Arc::new(backflow_sqlite::validate_destination(c)?)),
+            names: |_, object, columns| backflow_sqlite::check_destination_names(object, columns),
+            object_key: |_, object| backflow_sqlite::object_key(object),
+        },
+    },
+    #[cfg(feature = "mysql")]
+    Entry {
+        name: "mysql",
+        role: Role::Source {
+            validate: |c| Ok(Arc::new(backflow_mysql::validate_source(c)?)),
+        },
+    },
+    #[cfg(feature = "mysql")]
+    Entry {
+        name: "mysql",
+        role: Role::Destination {
+            validate: |c| Ok(Arc::new(backflow_mysql::validate_destination(c)?)),
+            names: |_, object, columns| backflow_mysql::check_destination_names(object, columns),
+            object_key: backflow_mysql::object_key,
+        },
+    },
+    #[cfg(feature = "redshift")]
+    Entry {
+        name: "redshift",
+        role: Role::Source {
+            validate: |c| Ok(Arc::new(backflow_redshift::validate_source(c)?)),
+        },
+    },
+    #[cfg(feature = "snowflake")]
+    Entry {
+        name: "snowflake",
+        role: Role::Source {
+            validate: |c| Ok(Arc::new(backflow_snowflake::validate_source(c)?)),
+        },
+    },
+    #[cfg(feature = "bigquery")]
+    Entry {
+        name: "bigquery",
+        role: Role::Source {
+            validate: |c| Ok(Arc::new(backflow_bigquery::validate_source(c)?)),
+        },
+    },
+    #[cfg(feature = "mongodb")]
+    Entry {
+        name: "mongodb",
+        role: Role::Destination {
+            validate: |c| Ok(Arc::new(backflow_mongodb::validate_destination(c)?)),
+            // MongoDB's namespace limit counts the database the connection writes into.
+            names: |config, object, columns| {
+                backflow_mongodb::check_destination_names(
+                    backflow_mongodb::database_of(config).as_deref(),
+                    object,
+                    columns,
+                )
+            },
+            // Collection names have no default schema to leave out or case to fold.
+            object_key: |_, object| Some(object.to_owned()),
+        },
+    },
+    #[cfg(feature = "cockroachdb")]
+    Entry {
+        name: "cockroachdb",
+        role: Role::Destination {
+            validate: |c| Ok(Arc::new(backflow_cockroachdb::validate_destination(c)?)),
+            names: |_, object, columns| {
+                backflow_cockroachdb::check_destination_names(object, columns)
+            },
+            object_key: |_, object| backflow_cockroachdb::object_key(object),
+        },
+    },
+    #[cfg(feature = "firestore")]
+    Entry {
+        name: "firestore",
+        role: Role::Destination {
+            validate: |c| Ok(Arc::new(backflow_firestore::validate_destination(c)?)),
+            names: |_, object, columns| {
+                backflow_firestore::check_destination_names(object, columns)
+            },
+            // Collection names have no default schema to leave out or case to fold.
+            object_key: |_, object| Some(object.to_owned()),
+        },
+    },
+];
+
 /// Connection types this build can read from.
 pub fn source_types() -> Vec<&'static str> {
-    let mut types = Vec::new();
-    if cfg!(feature = "postgres") {
-        types.push("postgres");
-    }
-    if cfg!(feature = "files") {
-        types.push("files");
-    }
-    if cfg!(feature = "sqlite") {
-        types.push("sqlite");
-    }
-    if cfg!(feature = "mysql") {
-        types.push("mysql");
-    }
-    if cfg!(feature = "redshift") {
-        types.push("redshift");
-    }
-    if cfg!(feature = "snowflake") {
-        types.push("snowflake");
-    }
-    if cfg!(feature = "bigquery") {
-        types.push("bigquery");
-    }
-    types
+    CONNECTORS
+        .iter()
+        .filter(|e| matches!(e.role, Role::Source { .. }))
+        .map(|e| e.name)
+        .collect()
 }
 
 /// Connection types this build can write to.
 pub fn destination_types() -> Vec<&'static str> {
-    let mut types = Vec::new();
-    if cfg!(feature = "postgres") {
-        types.push("postgres");
-    }
-    if cfg!(feature = "sqlite") {
-        types.push("sqlite");
-    }
-    if cfg!(feature = "mysql") {
-        types.push("mysql");
-    }
-    if cfg!(feature = "mongodb") {
-        types.push("mongodb");
-    }
-    if cfg!(feature = "cockroachdb") {
-        types.push("cockroachdb");
-    }
-    if cfg!(feature = "firestore") {
-        types.push("firestore");
-    }
-    types
+    CONNECTORS
+        .iter()
+        .filter(|e| matches!(e.role, Role::Destination { .. }))
+        .map(|e| e.name)
+        .collect()
+}
+
+/// The destination role of type `kind`: its validate, names and object-key functions.
+fn destination_role(kind: &str) -> Option<Role> {
+    CONNECTORS
+        .iter()
+        .find(|e| e.name == kind && matches!(e.role, Role::Destination { .. }))
+        .map(|e| e.role)
 }
 
 fn unknown(kind: &str, role: &str, supported: Vec<&str>) -> ConnectorError {
@@ -71,42 +197,20 @@ fn unknown(kind: &str, role: &str, supported: Vec<&str>) -> ConnectorError {
 
 /// Validates `config` for a source of type `kind` (pure: no I/O).
 pub fn source(kind: &str, config: &Value) -> Result<Arc<dyn Source>, ConnectorError> {
-    match kind {
-        #[cfg(feature = "postgres")]
-        "postgres" => Ok(Arc::new(backflow_postgres::validate_source(config)?)),
-        #[cfg(feature = "files")]
-        "files" => Ok(Arc::new(backflow_files::validate_source(config)?)),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Arc::new(backflow_sqlite::validate_source(config)?)),
-        #[cfg(feature = "mysql")]
-        "mysql" => Ok(Arc::new(backflow_mysql::validate_source(config)?)),
-        #[cfg(feature = "redshift")]
-        "redshift" => Ok(Arc::new(backflow_redshift::validate_source(config)?)),
-        #[cfg(feature = "snowflake")]
-        "snowflake" => Ok(Arc::new(backflow_snowflake::validate_source(config)?)),
-        #[cfg(feature = "bigquery")]
-        "bigquery" => Ok(Arc::new(backflow_bigquery::validate_source(config)?)),
-        _ => Err(unknown(kind, "source", source_types())),
+    let validate = CONNECTORS.iter().find_map(|e| match e.role {
+        Role::Source { validate } if e.name == kind => Some(validate),
+        _ => None,
+    });
+    match validate {
+        Some(validate) => validate(config),
+        None => Err(unknown(kind, "source", source_types())),
     }
 }
 
 /// Validates `config` for a destination of type `kind` (pure: no I/O).
 pub fn destination(kind: &str, config: &Value) -> Result<Arc<dyn Destination>, ConnectorError> {
-    match kind {
-        #[cfg(feature = "postgres")]
-        "postgres" => Ok(Arc::new(backflow_postgres::validate_destination(config)?)),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Arc::new(backflow_sqlite::validate_destination(config)?)),
-        #[cfg(feature = "mysql")]
-        "mysql" => Ok(Arc::new(backflow_mysql::validate_destination(config)?)),
-        #[cfg(feature = "mongodb")]
-        "mongodb" => Ok(Arc::new(backflow_mongodb::validate_destination(config)?)),
-        #[cfg(feature = "cockroachdb")]
-        "cockroachdb" => Ok(Arc::new(backflow_cockroachdb::validate_destination(
-            config,
-        )?)),
-        #[cfg(feature = "firestore")]
-        "firestore" => Ok(Arc::new(backflow_firestore::validate_destination(config)?)),
+    match destination_role(kind) {
+        Some(Role::Destination { validate, .. }) => validate(config),
         _ => Err(unknown(kind, "destination", destination_types())),
     }
 }
@@ -126,24 +230,8 @@ pub fn validate_destination_object(
     object: &str,
     columns: &[&str],
 ) -> Result<(), NameError> {
-    let _ = (config, object, columns);
-    match kind {
-        #[cfg(feature = "postgres")]
-        "postgres" => backflow_postgres::check_destination_names(object, columns),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => backflow_sqlite::check_destination_names(object, columns),
-        #[cfg(feature = "mysql")]
-        "mysql" => backflow_mysql::check_destination_names(object, columns),
-        #[cfg(feature = "mongodb")]
-        "mongodb" => backflow_mongodb::check_destination_names(
-            backflow_mongodb::database_of(config).as_deref(),
-            object,
-            columns,
-        ),
-        #[cfg(feature = "cockroachdb")]
-        "cockroachdb" => backflow_cockroachdb::check_destination_names(object, columns),
-        #[cfg(feature = "firestore")]
-        "firestore" => backflow_firestore::check_destination_names(object, columns),
+    match destination_role(kind) {
+        Some(Role::Destination { names, .. }) => names(config, object, columns),
         _ => Ok(()),
     }
 }
@@ -154,16 +242,8 @@ pub fn validate_destination_object(
 /// `t` and `MAIN.T` are the same. Other types compare names exactly. `None` when `object`
 /// does not parse (its validation says why).
 pub fn destination_object_key(kind: &str, config: &Value, object: &str) -> Option<String> {
-    let _ = config;
-    match kind {
-        #[cfg(feature = "postgres")]
-        "postgres" => backflow_postgres::object_key(object),
-        #[cfg(feature = "cockroachdb")]
-        "cockroachdb" => backflow_cockroachdb::object_key(object),
-        #[cfg(feature = "mysql")]
-        "mysql" => backflow_mysql::object_key(config, object),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => backflow_sqlite::object_key(object),
+    match destination_role(kind) {
+        Some(Role::Destination { object_key, .. }) => object_key(config, object),
         _ => Some(object.to_owned()),
     }
 }
@@ -236,6 +316,67 @@ mod tests {
         assert_eq!(
             destination_object_key("mongodb", &json!({}), "orders").as_deref(),
             Some("orders")
+        );
+    }
+
+    #[cfg(all(
+        feature = "postgres",
+        feature = "files",
+        feature = "sqlite",
+        feature = "mysql",
+        feature = "mongodb",
+        feature = "cockroachdb",
+        feature = "firestore",
+        feature = "redshift",
+        feature = "snowflake",
+        feature = "bigquery"
+    ))]
+    #[test]
+    fn the_table_lists_every_type_once_per_role_in_a_stable_order() {
+        assert_eq!(
+            source_types(),
+            [
+                "postgres",
+                "files",
+                "sqlite",
+                "mysql",
+                "redshift",
+                "snowflake",
+                "bigquery"
+            ]
+        );
+        assert_eq!(
+            destination_types(),
+            [
+                "postgres",
+                "sqlite",
+                "mysql",
+                "mongodb",
+                "cockroachdb",
+                "firestore"
+            ]
+        );
+        let e = source("mongodb", &Value::Null).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "`mongodb` is not a source type in this build (supported: postgres, files, sqlite, \
+             mysql, redshift, snowflake, bigquery)"
+        );
+        let e = destination("files", &Value::Null).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "`files` is not a destination type in this build (supported: postgres, sqlite, \
+             mysql, mongodb, cockroachdb, firestore)"
+        );
+        // Each role builds its own connector from the same name.
+        let pg = json!({ "url": "postgres://h/db" });
+        assert!(source("postgres", &pg).is_ok());
+        assert!(destination("postgres", &pg).is_ok());
+        // Types without destination rules pass; unknown ones keep their name as the key.
+        assert!(validate_destination_object("files", &Value::Null, "x", &["$"]).is_ok());
+        assert_eq!(
+            destination_object_key("firestore", &Value::Null, "A").as_deref(),
+            Some("A")
         );
     }
 

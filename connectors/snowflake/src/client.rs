@@ -10,15 +10,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use backflow_connector_core::{secret, ConnectorError, ErrorKind, Secret};
+use backflow_connector_core::{ConnectorError, ErrorKind, Secret};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, USER_AGENT};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::KeyPair;
-use crate::config::{Credential, SnowflakeConfig};
 use crate::types::RowType;
+
+mod login;
 
 /// "Query still running" (synchronous request that outlived the server's wait).
 const QUERY_IN_PROGRESS: &str = "333333";
@@ -58,7 +58,9 @@ impl Envelope {
     fn code(&self) -> Option<String> {
         match &self.code {
             Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(format!("{n:0>6}")),
+            // serde_json's Number ignores width and fill, so pad its text: the server's codes
+            // are six digits (`002003`) whichever JSON type carries them.
+            Some(Value::Number(n)) => Some(format!("{:0>6}", n.to_string())),
             _ => None,
         }
     }
@@ -451,119 +453,6 @@ fn remote_error(envelope: &Envelope, during: &str) -> ConnectorError {
 }
 
 impl Session {
-    /// Logs in with the config's credential; a refused credential is an `Auth` error.
-    pub(crate) async fn login(
-        http: &reqwest::Client,
-        cfg: &SnowflakeConfig,
-    ) -> Result<Self, ConnectorError> {
-        let base = cfg.base_url();
-        let account = cfg.account.trim().to_string();
-        let mut data = json!({
-            "CLIENT_APP_ID": CLIENT_APP_ID,
-            "CLIENT_APP_VERSION": CLIENT_APP_VERSION,
-            "ACCOUNT_NAME": account.split('.').next().unwrap_or(&account).to_uppercase(),
-            "LOGIN_NAME": cfg.user,
-            "CLIENT_ENVIRONMENT": {
-                "APPLICATION": "Backflow",
-                "OS": std::env::consts::OS,
-            },
-            // A session whose client vanished (a killed worker) has its query aborted by
-            // Snowflake instead of running on and billing the warehouse.
-            "SESSION_PARAMETERS": { "ABORT_DETACHED_QUERY": true },
-        });
-        let scrub: Vec<String>;
-        match &cfg.credential {
-            Credential::Password(reference) => {
-                let password = secret::resolve("credential.password", reference)?;
-                data["PASSWORD"] = Value::String(password.expose().to_string());
-                scrub = vec![password.expose().to_string()];
-            }
-            Credential::KeyPair(key_cfg) => {
-                let pair = KeyPair::load(key_cfg)?;
-                tracing::debug!(fingerprint = pair.fingerprint(), "snowflake key-pair login");
-                let token = pair.jwt(&account, &cfg.user)?;
-                data["AUTHENTICATOR"] = json!("SNOWFLAKE_JWT");
-                data["TOKEN"] = Value::String(token.expose().to_string());
-                scrub = vec![token.expose().to_string()];
-            }
-        }
-        let mut query: Vec<(&str, String)> =
-            vec![("requestId", request_id()), ("request_guid", request_id())];
-        for (key, value) in [
-            ("warehouse", &cfg.warehouse),
-            ("databaseName", &cfg.database),
-            ("schemaName", &cfg.schema),
-            ("roleName", &cfg.role),
-        ] {
-            if let Some(v) = value {
-                query.push((key, v.clone()));
-            }
-        }
-        let request = http
-            .post(format!("{base}/session/v1/login-request"))
-            .headers(base_headers())
-            .query(&query)
-            .timeout(SMALL_REQUEST_TIMEOUT)
-            .json(&json!({ "data": data }));
-        let during = format!("logging in to {base} as {}", cfg.user);
-        let envelope = send(request, &during).await?;
-        if !envelope.success {
-            let mut e = remote_error(&envelope, &during);
-            if e.kind() != ErrorKind::Connectivity {
-                e = ConnectorError::new(ErrorKind::Auth, e.message().to_string())
-                    .with_code(e.code().unwrap_or("").to_string());
-            }
-            let mut message = e.message().to_string();
-            for s in scrub.iter().filter(|s| !s.is_empty()) {
-                message = message.replace(s.as_str(), "***");
-            }
-            return Err(e.with_message(message));
-        }
-        let token = envelope
-            .data
-            .get("token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ConnectorError::internal(format!("{during}: the answer holds no session token"))
-            })?;
-        let master = envelope
-            .data
-            .get("masterToken")
-            .and_then(Value::as_str)
-            .map(Secret::new);
-        let parameter = |name: &str| {
-            envelope
-                .data
-                .get("parameters")
-                .and_then(Value::as_array)
-                .and_then(|ps| {
-                    ps.iter()
-                        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
-                })
-                .and_then(|p| p.get("value"))
-                .and_then(Value::as_u64)
-        };
-        let mut heartbeat = parameter("CLIENT_SESSION_KEEP_ALIVE_HEARTBEAT_FREQUENCY")
-            .unwrap_or(3600)
-            .clamp(60, 3600);
-        if let Some(validity) = envelope
-            .data
-            .get("validityInSeconds")
-            .and_then(Value::as_u64)
-        {
-            heartbeat = heartbeat.min((validity * 3 / 4).max(60));
-        }
-        tracing::debug!(base = %base, "snowflake session opened");
-        Ok(Self {
-            http: http.clone(),
-            base,
-            token: Mutex::new(Secret::new(token)),
-            master: Mutex::new(master),
-            heartbeat: Duration::from_secs(heartbeat),
-            sequence: Mutex::new(0),
-        })
-    }
-
     /// How often a long read should send a heartbeat.
     pub(crate) fn heartbeat_interval(&self) -> Duration {
         self.heartbeat
@@ -901,4 +790,22 @@ async fn download_once(
         return Ok(Bytes::from(out));
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(json: &str) -> Option<String> {
+        serde_json::from_str::<Envelope>(json).unwrap().code()
+    }
+
+    #[test]
+    fn error_codes_read_as_six_digits_from_strings_and_numbers() {
+        assert_eq!(code_of(r#"{"code": "390100"}"#).as_deref(), Some("390100"));
+        assert_eq!(code_of(r#"{"code": "002003"}"#).as_deref(), Some("002003"));
+        assert_eq!(code_of(r#"{"code": 2003}"#).as_deref(), Some("002003"));
+        assert_eq!(code_of(r#"{"code": 390100}"#).as_deref(), Some("390100"));
+        assert_eq!(code_of(r#"{"success": true}"#), None);
+    }
 }

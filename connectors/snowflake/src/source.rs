@@ -87,7 +87,7 @@ impl Source for SnowflakeSource {
             batch_size = options.batch_size,
             query_id = tracing::field::Empty,
         );
-        let sql = backflow_connector_core::source::normalize_query(query)?.to_string();
+        let sql = backflow_connector_core::support::normalize_query(query)?.to_string();
         let http = client::http_client()?;
         let session = Arc::new(
             Session::login(&http, &self.config)

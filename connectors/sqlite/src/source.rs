@@ -13,7 +13,7 @@
 //! A task owns the connection and fetches rows while the consumer reads batches through a
 //! channel of two, so memory stays at a few batches whatever the result size.
 
-use backflow_connector_core::source::ReaderMessage as Message;
+use backflow_connector_core::support::ReaderMessage as Message;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -73,7 +73,7 @@ impl Source for SqliteSource {
             ConnectorError::internal("sqlite reader task ended before the schema")
         })??;
         tracing::debug!(columns = schema.fields().len(), "sqlite query planned");
-        Ok(backflow_connector_core::source::reader_stream(
+        Ok(backflow_connector_core::support::reader_stream(
             schema, batch_rx, "sqlite",
         ))
     }

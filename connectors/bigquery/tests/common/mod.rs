@@ -1,19 +1,20 @@
 //! Shared helpers of the BigQuery tests: the emulator from `scripts/services.sh`, seeding
 //! through its REST API, and sources for both read paths.
 
-#![allow(dead_code)]
+// Each test binary uses some of these helpers and re-exports.
+#![allow(dead_code, unused_imports)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use backflow_bigquery::BigQuerySource;
-use backflow_connector_core::{ConnectorError, ReadOptions, Source};
-use futures::StreamExt;
+use backflow_connector_core::Source;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+
+pub use backflow_connector_contract::fixtures::read_all;
+pub use backflow_connector_contract::unique_name as unique;
 
 /// The project the emulator serves.
 pub const PROJECT: &str = "test";
@@ -121,14 +122,6 @@ impl Emulator {
     }
 }
 
-/// A name no other test uses: `prefix_` and 16 hex digits.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    )
-}
-
 /// A gRPC server with no services, on a loopback port: every call answers UNIMPLEMENTED,
 /// as Google's endpoint answers a project without the Storage API.
 pub async fn serve_without_bigquery() -> SocketAddr {
@@ -140,21 +133,6 @@ pub async fn serve_without_bigquery() -> SocketAddr {
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     addr
-}
-
-/// Reads `query` to the end: the declared schema and every batch.
-pub async fn read_all(
-    source: &dyn Source,
-    query: &str,
-    batch_size: usize,
-) -> Result<(SchemaRef, Vec<RecordBatch>), ConnectorError> {
-    let mut stream = source.read(query, ReadOptions { batch_size }).await?;
-    let schema = stream.schema();
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.next().await {
-        batches.push(batch?);
-    }
-    Ok((schema, batches))
 }
 
 /// A shared handle on a source, as the contract suite wants it.

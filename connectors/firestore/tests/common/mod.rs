@@ -1,13 +1,15 @@
 //! Helpers shared by the integration tests; they talk to the Firestore emulator started by
 //! `scripts/services.sh start` and fail (never skip) when it is not configured.
-#![allow(dead_code)]
+// Each test binary uses some of these helpers and re-exports.
+#![allow(dead_code, unused_imports)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use backflow_connector_core::{Destination, WriteMode, WriteOutcome, WriteTarget};
+use backflow_connector_contract::{fixtures, server_url};
+use backflow_connector_core::{WriteMode, WriteOutcome, WriteTarget};
 use backflow_firestore::{validate_destination, FirestoreDestination};
 use googleapis_tonic_google_firestore_v1::google::firestore::v1::{
     firestore_client::FirestoreClient, run_query_request, structured_query, value::ValueType,
@@ -15,21 +17,14 @@ use googleapis_tonic_google_firestore_v1::google::firestore::v1::{
 };
 use tonic::transport::Channel;
 
+pub use backflow_connector_contract::unique_name as unique;
+
 /// The project every test writes into; collections are unique per test.
 pub const PROJECT: &str = "backflow-test";
 
+/// The emulator's `host:port` from `BACKFLOW_TEST_FIRESTORE_EMULATOR_HOST`.
 pub fn host() -> String {
-    std::env::var("BACKFLOW_TEST_FIRESTORE_EMULATOR_HOST").unwrap_or_else(|_| {
-        panic!(
-            "BACKFLOW_TEST_FIRESTORE_EMULATOR_HOST is not set; run scripts/services.sh start \
-             and eval \"$(scripts/services.sh env)\""
-        )
-    })
-}
-
-/// A collection name unique to this test run, so tests can run in parallel.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{:016x}", rand::random::<u64>())
+    server_url("BACKFLOW_TEST_FIRESTORE_EMULATOR_HOST")
 }
 
 pub fn destination() -> FirestoreDestination {
@@ -55,18 +50,12 @@ pub fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> RecordBatch {
 
 /// Opens a writer for `target`, writes `batch`, closes, and returns the outcome.
 pub async fn write(target: &WriteTarget, batch: &RecordBatch) -> WriteOutcome {
-    let mut writer = destination().open(target).await.unwrap();
-    let outcome = writer.write(batch).await.unwrap();
-    writer.close().await.unwrap();
-    outcome
+    fixtures::write_once(&destination(), target, batch).await
 }
 
 /// Opens a writer for `target`, deletes `keys`, closes, and returns the outcome.
 pub async fn delete(target: &WriteTarget, keys: &RecordBatch) -> WriteOutcome {
-    let mut writer = destination().open(target).await.unwrap();
-    let outcome = writer.delete(keys).await.unwrap();
-    writer.close().await.unwrap();
-    outcome
+    fixtures::delete_once(&destination(), target, keys).await
 }
 
 async fn client() -> FirestoreClient<Channel> {

@@ -1,36 +1,29 @@
 //! Helpers shared by the integration tests; they talk to a real MongoDB-protocol server
 //! (FerretDB here) and fail, never skip, when it is not configured.
-#![allow(dead_code)]
+// Each test binary uses some of these helpers and re-exports.
+#![allow(dead_code, unused_imports)]
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema};
-use backflow_connector_core::{
-    Destination, DestinationWriter, WriteMode, WriteOutcome, WriteTarget,
-};
+use backflow_connector_contract::server_url;
+use backflow_connector_core::{WriteMode, WriteTarget};
 use backflow_mongodb::{validate_destination, MongoDestination};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Client, Collection};
 
+pub use backflow_connector_contract::fixtures::write_once;
+pub use backflow_connector_contract::unique_name as unique;
+
 /// The server URL from `BACKFLOW_TEST_MONGODB_URL`; panics with how to get one.
 pub fn url() -> String {
-    std::env::var("BACKFLOW_TEST_MONGODB_URL").unwrap_or_else(|_| {
-        panic!(
-            "BACKFLOW_TEST_MONGODB_URL is not set; run scripts/services.sh start and \
-             eval \"$(scripts/services.sh env)\""
-        )
-    })
+    server_url("BACKFLOW_TEST_MONGODB_URL")
 }
 
 /// The database the tests write into.
 pub const DATABASE: &str = "backflow_test";
-
-/// A collection name unique to this test run, so tests can run in parallel.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
-}
 
 /// A destination on the test server with extra config keys merged in.
 pub fn destination_with(extra: serde_json::Value) -> MongoDestination {
@@ -82,16 +75,4 @@ pub fn target(object: &str, batch: &RecordBatch, key: &[&str], mode: WriteMode) 
         deletes: true,
         initial_load: false,
     }
-}
-
-/// Opens a writer, writes one batch, closes it.
-pub async fn write_once(
-    dest: &MongoDestination,
-    target: &WriteTarget,
-    batch: &RecordBatch,
-) -> WriteOutcome {
-    let mut writer: Box<dyn DestinationWriter> = dest.open(target).await.unwrap();
-    let outcome = writer.write(batch).await.unwrap();
-    writer.close().await.unwrap();
-    outcome
 }

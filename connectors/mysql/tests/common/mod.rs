@@ -1,25 +1,21 @@
 //! Helpers shared by the integration tests; they talk to a real MariaDB and fail (never skip)
 //! when it cannot be reached.
-#![allow(dead_code)]
-
-use std::sync::Arc;
+// Each test binary uses some of these helpers and re-exports.
+#![allow(dead_code, unused_imports)]
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
-use backflow_connector_core::{ReadOptions, Source, WriteMode, WriteTarget};
+use arrow::datatypes::SchemaRef;
+use backflow_connector_contract::{fixtures, server_url};
 use backflow_mysql::{validate_destination, validate_source, MysqlDestination, MysqlSource};
-use futures::StreamExt;
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor, Row};
 
+pub use backflow_connector_contract::fixtures::{schema, target};
+pub use backflow_connector_contract::unique_name as unique;
+
 /// The test server's URL from `BACKFLOW_TEST_MYSQL_URL`; a missing variable fails the test.
 pub fn url() -> String {
-    std::env::var("BACKFLOW_TEST_MYSQL_URL").unwrap_or_else(|_| {
-        panic!(
-            "BACKFLOW_TEST_MYSQL_URL is not set; run `scripts/services.sh start` and \
-             `eval \"$(scripts/services.sh env)\"`"
-        )
-    })
+    server_url("BACKFLOW_TEST_MYSQL_URL")
 }
 
 /// A plain connection for setting up and inspecting tables, in UTC.
@@ -40,11 +36,6 @@ pub async fn exec(conn: &mut MySqlConnection, sql: &str) {
         .unwrap_or_else(|e| panic!("{e}\nwhile running: {sql}"));
 }
 
-/// A table name unique to this test run, so tests can run in parallel.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{:016x}", rand::random::<u64>())
-}
-
 pub fn source() -> MysqlSource {
     validate_source(&serde_json::json!({ "url": url() })).unwrap()
 }
@@ -53,39 +44,11 @@ pub fn destination() -> MysqlDestination {
     validate_destination(&serde_json::json!({ "url": url() })).unwrap()
 }
 
+/// Every batch of `query` read through [`source`]; any error fails the test.
 pub async fn read_all(query: &str, batch_size: usize) -> (SchemaRef, Vec<RecordBatch>) {
-    let mut stream = source()
-        .read(query, ReadOptions { batch_size })
+    fixtures::read_all(&source(), query, batch_size)
         .await
-        .unwrap_or_else(|e| panic!("read failed: {e}"));
-    let schema = stream.schema();
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.next().await {
-        batches.push(batch.unwrap_or_else(|e| panic!("stream failed: {e}")));
-    }
-    (schema, batches)
-}
-
-pub fn schema(fields: Vec<Field>) -> SchemaRef {
-    Arc::new(Schema::new(fields))
-}
-
-pub fn target(
-    object: &str,
-    schema: SchemaRef,
-    primary_key: &[&str],
-    mode: WriteMode,
-    create_table: bool,
-) -> WriteTarget {
-    WriteTarget {
-        object: object.to_string(),
-        schema,
-        primary_key: primary_key.iter().map(|s| s.to_string()).collect(),
-        mode,
-        create_table,
-        initial_load: false,
-        deletes: false,
-    }
+        .unwrap_or_else(|e| panic!("read failed: {e}"))
 }
 
 /// Rows of `query`, each rendered as `a|b|c` text (NULL as `NULL`), sorted.

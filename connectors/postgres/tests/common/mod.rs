@@ -1,17 +1,18 @@
 //! Helpers shared by the integration tests; they talk to a real PostgreSQL and fail (never
 //! skip) when it cannot be reached.
-#![allow(dead_code)]
-
-use std::sync::Arc;
+// Each test binary uses some of these helpers and re-exports.
+#![allow(dead_code, unused_imports)]
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
-use backflow_connector_core::{ReadOptions, Source, WriteMode, WriteTarget};
+use arrow::datatypes::SchemaRef;
+use backflow_connector_contract::fixtures;
 use backflow_postgres::{
     validate_destination, validate_source, PostgresDestination, PostgresSource,
 };
-use futures::StreamExt;
 use sqlx::{Connection, Executor, PgConnection};
+
+pub use backflow_connector_contract::fixtures::{schema, target};
+pub use backflow_connector_contract::unique_name as unique;
 
 pub const DEFAULT_URL: &str = "postgres://backflow:backflow@127.0.0.1:55432/backflow";
 
@@ -37,11 +38,6 @@ pub async fn exec(conn: &mut PgConnection, sql: &str) {
         .unwrap_or_else(|e| panic!("{e}\nwhile running: {sql}"));
 }
 
-/// A table name unique to this test run, so tests can run in parallel.
-pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{:016x}", rand::random::<u64>())
-}
-
 pub fn source() -> PostgresSource {
     validate_source(&serde_json::json!({ "url": url() })).unwrap()
 }
@@ -50,39 +46,11 @@ pub fn destination() -> PostgresDestination {
     validate_destination(&serde_json::json!({ "url": url() })).unwrap()
 }
 
+/// Every batch of `query` read through [`source`]; any error fails the test.
 pub async fn read_all(query: &str, batch_size: usize) -> (SchemaRef, Vec<RecordBatch>) {
-    let mut stream = source()
-        .read(query, ReadOptions { batch_size })
+    fixtures::read_all(&source(), query, batch_size)
         .await
-        .unwrap_or_else(|e| panic!("read failed: {e}"));
-    let schema = stream.schema();
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.next().await {
-        batches.push(batch.unwrap_or_else(|e| panic!("stream failed: {e}")));
-    }
-    (schema, batches)
-}
-
-pub fn schema(fields: Vec<Field>) -> SchemaRef {
-    Arc::new(Schema::new(fields))
-}
-
-pub fn target(
-    object: &str,
-    schema: SchemaRef,
-    primary_key: &[&str],
-    mode: WriteMode,
-    create_table: bool,
-) -> WriteTarget {
-    WriteTarget {
-        object: object.to_string(),
-        schema,
-        primary_key: primary_key.iter().map(|s| s.to_string()).collect(),
-        mode,
-        create_table,
-        initial_load: false,
-        deletes: false,
-    }
+        .unwrap_or_else(|e| panic!("read failed: {e}"))
 }
 
 /// Rows of `query`, each rendered as text, sorted: for comparing table contents.

@@ -1,13 +1,13 @@
 //! Shared helpers: the fakesnow server from `scripts/services.sh`, unique names, reading.
 
-#![allow(dead_code)]
+// Each test binary uses some of these helpers and re-exports.
+#![allow(dead_code, unused_imports)]
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
-use backflow_connector_core::{ConnectorError, ReadOptions, Source};
+use backflow_connector_contract::server_url;
 use backflow_snowflake::SnowflakeSource;
-use futures::TryStreamExt;
 use serde_json::json;
+
+pub use backflow_connector_contract::fixtures::read_all;
 
 /// The database and schema every test table lives in (fakesnow creates them at login).
 pub const DATABASE: &str = "BACKFLOW";
@@ -15,12 +15,7 @@ pub const SCHEMA: &str = "TEST";
 
 /// `http://host:port` of fakesnow; tests fail (never skip) without it.
 pub fn fakesnow_url() -> String {
-    std::env::var("BACKFLOW_TEST_SNOWFLAKE_URL").unwrap_or_else(|_| {
-        panic!(
-            "BACKFLOW_TEST_SNOWFLAKE_URL is not set: run `scripts/services.sh start` and \
-             `eval \"$(scripts/services.sh env)\"` (fakesnow's HTTP server)"
-        )
-    })
+    server_url("BACKFLOW_TEST_SNOWFLAKE_URL")
 }
 
 /// A connection config for a server at `url` (`http://host:port`).
@@ -57,16 +52,4 @@ pub fn unique(prefix: &str) -> String {
         prefix.to_uppercase(),
         uuid::Uuid::new_v4().simple().to_string()[..12].to_uppercase()
     )
-}
-
-/// Reads a whole query result.
-pub async fn read_all(
-    source: &SnowflakeSource,
-    sql: &str,
-    batch_size: usize,
-) -> Result<(SchemaRef, Vec<RecordBatch>), ConnectorError> {
-    let stream = source.read(sql, ReadOptions { batch_size }).await?;
-    let schema = stream.schema();
-    let batches: Vec<RecordBatch> = stream.try_collect().await?;
-    Ok((schema, batches))
 }

@@ -1,15 +1,16 @@
 //! The contract-suite harness for destinations that write to PostgreSQL: the PostgreSQL
-//! destination itself and the CockroachDB destination run against PostgreSQL. Included with
-//! `#[path]` by both crates' `tests/contract.rs`.
+//! destination itself, and the CockroachDB destination, whose statements run against
+//! PostgreSQL where no CockroachDB server is available. Behind the `postgres` feature, so
+//! only the test crates that need a PostgreSQL driver build one here.
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use backflow_connector_contract::{
-    unique_name, CredentialCase, Harness, HarnessResult, Rejection, Row,
-};
 use backflow_connector_core::{CanonicalType, Destination, WriteTarget};
 use sqlx::{Connection, Executor, PgConnection};
+
+use crate::source::server_url;
+use crate::{unique_name, CredentialCase, Harness, HarnessResult, Rejection, Row};
 
 /// Reads and prepares tables over its own connection; the destination under test connects
 /// by itself.
@@ -27,12 +28,7 @@ impl PgHarness {
     /// A harness for the destination `make` builds, against `BACKFLOW_TEST_POSTGRES_URL`;
     /// panics with a clear message when the variable is missing or the server is down.
     pub async fn new(name: &'static str, make: MakeDestination) -> Self {
-        let url = std::env::var("BACKFLOW_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-            panic!(
-                "BACKFLOW_TEST_POSTGRES_URL is not set; run scripts/services.sh start and \
-                 eval \"$(scripts/services.sh env)\""
-            )
-        });
+        let url = server_url("BACKFLOW_TEST_POSTGRES_URL");
         let harness = Self { name, url, make };
         if let Err(e) = harness.conn().await {
             panic!(
