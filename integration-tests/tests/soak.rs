@@ -263,13 +263,20 @@ async fn soak_body(env: &TestEnv, settings: &Settings) -> Result<()> {
     }
 
     let (mut runs, mut succeeded, mut failed, mut attempts) = (0, 0, 0, 0u64);
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..settings.syncs {
         for run in api.list_runs(&format!("s{i}")).await? {
             runs += 1;
             attempts += u64::from(run.attempt);
             match run.state() {
                 v1::RunState::Succeeded => succeeded += 1,
-                v1::RunState::Failed => failed += 1,
+                v1::RunState::Failed => {
+                    failed += 1;
+                    let error = run.error.unwrap_or_default();
+                    *failures
+                        .entry(format!("{}: {}", error.code, error.message))
+                        .or_default() += 1;
+                }
                 _ => {}
             }
         }
@@ -287,6 +294,9 @@ async fn soak_body(env: &TestEnv, settings: &Settings) -> Result<()> {
         "soak: {runs} runs ({succeeded} succeeded, {failed} failed) over {attempts} attempts; {} source changes",
         changes.load(Ordering::SeqCst)
     );
+    for (reason, count) in &failures {
+        println!("soak: {count} runs failed with {reason}");
+    }
     println!("soak: {} chaos events: {chaos:?}", chaos.total());
     println!("soak: {compared} rows compared, {differing} rows differing");
     ensure!(

@@ -40,18 +40,31 @@ pub(crate) fn kind_of_code(code: i32) -> (ErrorKind, bool) {
     }
 }
 
+/// The kind of a FerretDB error from the SQLSTATE of its PostgreSQL backend, when it carries
+/// one. FerretDB 1.x reports every backend failure as InternalError (code 1) with PostgreSQL's
+/// message inside; without this, a refused login would read as a bug and a backend session
+/// that was terminated or lost (SQLSTATE 57P01-57P03, class 08) or a serialization conflict
+/// (40001, 40P01) would fail the run for good instead of being retried.
+fn backend_sqlstate_kind(message: &str) -> Option<(ErrorKind, bool)> {
+    let (_, rest) = message.split_once("SQLSTATE ")?;
+    let state = rest.get(..5)?;
+    match state {
+        "28P01" | "28000" => Some((ErrorKind::Auth, false)),
+        "57P01" | "57P02" | "57P03" => Some((ErrorKind::Connectivity, true)),
+        s if s.starts_with("08") => Some((ErrorKind::Connectivity, true)),
+        "40001" | "40P01" => Some((ErrorKind::Internal, true)),
+        _ => None,
+    }
+}
+
 /// Turns a driver error into a [`ConnectorError`] carrying the server's message and code.
 pub(crate) fn classify(e: Error) -> ConnectorError {
     let labels_transient =
         e.contains_label("RetryableWriteError") || e.contains_label("TransientTransactionError");
     match *e.kind {
         DriverKind::Command(c) => {
-            let (mut kind, mut retryable) = kind_of_code(c.code);
-            // FerretDB 1.x on PostgreSQL checks PLAIN credentials by connecting to PostgreSQL
-            // and reports a refusal as InternalError (code 1) carrying PostgreSQL's SQLSTATE.
-            if c.message.contains("SQLSTATE 28P01") || c.message.contains("SQLSTATE 28000") {
-                (kind, retryable) = (ErrorKind::Auth, false);
-            }
+            let (kind, retryable) =
+                backend_sqlstate_kind(&c.message).unwrap_or_else(|| kind_of_code(c.code));
             let message = if c.code_name.is_empty() {
                 c.message
             } else {
@@ -104,5 +117,38 @@ mod tests {
         assert_eq!(kind_of_code(10107), (ErrorKind::Connectivity, true));
         assert_eq!(kind_of_code(91), (ErrorKind::Connectivity, true));
         assert_eq!(kind_of_code(59), (ErrorKind::Internal, false));
+    }
+
+    #[test]
+    fn ferretdb_backend_states_map_to_kinds() {
+        // Messages as FerretDB 1.24 sends them (trimmed), with PostgreSQL's SQLSTATE inside.
+        let terminated = "[msg_ping.go:55 handler.(*Handler).MsgPing] FATAL: terminating \
+                          connection due to administrator command (SQLSTATE 57P01)";
+        assert_eq!(
+            backend_sqlstate_kind(terminated),
+            Some((ErrorKind::Connectivity, true))
+        );
+        let refused = "FATAL: password authentication failed for user \"x\" (SQLSTATE 28P01)";
+        assert_eq!(
+            backend_sqlstate_kind(refused),
+            Some((ErrorKind::Auth, false))
+        );
+        let lost = "unexpected EOF (SQLSTATE 08006)";
+        assert_eq!(
+            backend_sqlstate_kind(lost),
+            Some((ErrorKind::Connectivity, true))
+        );
+        let conflict = "could not serialize access (SQLSTATE 40001)";
+        assert_eq!(
+            backend_sqlstate_kind(conflict),
+            Some((ErrorKind::Internal, true))
+        );
+        // A constraint violation stays the server code's business; no SQLSTATE, no opinion.
+        assert_eq!(
+            backend_sqlstate_kind("duplicate key (SQLSTATE 23505)"),
+            None
+        );
+        assert_eq!(backend_sqlstate_kind("E11000 duplicate key error"), None);
+        assert_eq!(backend_sqlstate_kind("truncated (SQLSTATE 57"), None);
     }
 }
