@@ -623,7 +623,8 @@ pub async fn killed_session_mid_stream_fails_retryable(h: &dyn SourceHarness) {
 /// disturb the measurement), once with `large_result_rows` rows (about 100 MiB of Arrow data
 /// by default) and once with twice as many. Peak resident memory may grow by a constant a
 /// source needs (buffers, Parquet row groups read ahead), but doubling the result may add less
-/// than a quarter of the added Arrow bytes. Every row arrives exactly once. `module_path` and
+/// than a quarter of the added Arrow bytes (when it seems to, both are measured once more and
+/// the lower peaks kept). Every row arrives exactly once. `module_path` and
 /// `probe` name the probe test (the macro passes them).
 pub async fn large_result_streams_in_bounded_memory(
     h: &dyn SourceHarness,
@@ -634,8 +635,25 @@ pub async fn large_result_streams_in_bounded_memory(
         assert!(!reason.trim().is_empty(), "{}: say why", who(h));
         return;
     }
-    let small = memory::run_child(module_path, probe, 1).await;
-    let large = memory::run_child(module_path, probe, 2).await;
+    let mut small = memory::run_child(module_path, probe, 1).await;
+    let mut large = memory::run_child(module_path, probe, 2).await;
+    let too_much = |small: &MemoryReport, large: &MemoryReport| {
+        let added = large.arrow_bytes - small.arrow_bytes;
+        large.growth_bytes().saturating_sub(small.growth_bytes()) >= added / 4
+    };
+    if too_much(&small, &large) {
+        // Scheduling on a loaded machine only ever adds to a peak (a reader thread that ran
+        // ahead), never takes from it: measure both sizes once more and keep each lower peak.
+        // A source whose memory follows the result fails both times.
+        let again = memory::run_child(module_path, probe, 1).await;
+        if again.growth_bytes() < small.growth_bytes() {
+            small = again;
+        }
+        let again = memory::run_child(module_path, probe, 2).await;
+        if again.growth_bytes() < large.growth_bytes() {
+            large = again;
+        }
+    }
     let describe = |r: &MemoryReport| {
         format!(
             "{} rows ({} MiB of Arrow data) grew peak memory by {} MiB (from {} to {} MiB) in \
@@ -649,12 +667,11 @@ pub async fn large_result_streams_in_bounded_memory(
         )
     };
     let report = format!("{}; {}", describe(&small), describe(&large));
-    let added = large.arrow_bytes - small.arrow_bytes;
     assert!(
-        large.growth_bytes().saturating_sub(small.growth_bytes()) < added / 4,
+        !too_much(&small, &large),
         "peak memory follows the result size (doubling the result may add at most {} MiB): \
          {report}",
-        (added / 4) >> 20
+        ((large.arrow_bytes - small.arrow_bytes) / 4) >> 20
     );
 }
 
