@@ -22,18 +22,19 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::encoding::RowEncoder;
 use crate::error::EngineError;
 use crate::journal::{row_hash, UNKNOWN_HASH};
-use crate::plan::Plan;
+use crate::layout::ColumnLayout;
 use crate::result::RunCounts;
 use crate::snapshot::{describe_key_schema, same_key_types, Snapshot, SnapshotRef};
 use crate::spec::{SyncMode, SyncSpec};
 use crate::store::SnapshotStore;
 
-/// A sync validated against its source and previous snapshot, before any row is read.
-pub(crate) struct Prepared {
+/// What a diff starts from, for a run and a dry run alike: the sync validated against its
+/// source's schema and its previous snapshot, before any row is read.
+pub(crate) struct DiffInputs {
     /// The source's result, not yet polled.
     pub stream: BatchStream,
     /// The column layout derived from the source's declared schema.
-    pub plan: Plan,
+    pub layout: ColumnLayout,
     /// The previous snapshot, indexed; empty when there is none, or when a full resync runs
     /// over a snapshot whose key types changed.
     pub previous: Snapshot,
@@ -49,13 +50,13 @@ pub(crate) struct Prepared {
 /// Validates the options, opens the source query, checks the definition against its schema
 /// and loads the previous snapshot, refusing a key-schema change unless `full_resync`, then
 /// folds in the keys that uncommitted attempts journaled, as unknown.
-pub(crate) async fn prepare(
+pub(crate) async fn prepare_diff(
     snapshots: &SnapshotStore,
     spec: &SyncSpec,
     source: &dyn Source,
     previous: Option<&SnapshotRef>,
     full_resync: bool,
-) -> Result<Prepared, EngineError> {
+) -> Result<DiffInputs, EngineError> {
     let batch_size = spec.options.batch_size.max(1);
     if !(0.0..=1.0).contains(&spec.options.max_delete_fraction) {
         return Err(EngineError::definition(
@@ -68,21 +69,21 @@ pub(crate) async fn prepare(
         .read(&spec.query, ReadOptions { batch_size })
         .await
         .map_err(EngineError::Source)?;
-    let plan = Plan::new(spec, &stream.schema())?;
+    let layout = ColumnLayout::new(spec, &stream.schema())?;
 
     let (previous, key_types_match) = match previous {
         Some(r) => {
             let snapshot = snapshots.load(r).await?;
-            let matches = same_key_types(snapshot.key_fields(), &plan.key_fields);
+            let matches = same_key_types(snapshot.key_fields(), &layout.key_fields);
             if !matches && !full_resync {
                 return Err(EngineError::KeySchemaChanged {
                     previous: describe_key_schema(snapshot.key_fields()),
-                    current: describe_key_schema(&plan.key_fields),
+                    current: describe_key_schema(&layout.key_fields),
                 });
             }
             (snapshot, matches)
         }
-        None => (Snapshot::empty(plan.key_fields.clone()), true),
+        None => (Snapshot::empty(layout.key_fields.clone()), true),
     };
     let previous = if key_types_match {
         previous
@@ -91,9 +92,9 @@ pub(crate) async fn prepare(
             sync = %spec.name,
             "primary key types changed; full resync runs without deleting old keys"
         );
-        Snapshot::empty(plan.key_fields.clone())
+        Snapshot::empty(layout.key_fields.clone())
     };
-    let recovered = snapshots.recover_journal(spec, &plan.key_fields).await?;
+    let recovered = snapshots.recover_journal(spec, &layout.key_fields).await?;
     if !recovered.keys.is_empty() {
         info!(
             sync = %spec.name,
@@ -104,9 +105,9 @@ pub(crate) async fn prepare(
     }
     let recovered_keys = recovered.keys.len() as u64;
     let previous = previous.absorb_journal(&recovered.keys)?;
-    Ok(Prepared {
+    Ok(DiffInputs {
         stream,
-        plan,
+        layout,
         previous,
         key_types_match,
         journal_read: recovered.paths,
@@ -193,7 +194,7 @@ pub(crate) struct Classifier<'a> {
     /// The sync.
     pub spec: &'a SyncSpec,
     /// The column layout.
-    pub plan: Plan,
+    pub layout: ColumnLayout,
     /// The previous snapshot.
     pub previous: Snapshot,
     /// Hashes of the added keys seen so far.
@@ -207,10 +208,10 @@ pub(crate) struct Classifier<'a> {
 
 impl<'a> Classifier<'a> {
     /// A classifier for `spec` against `previous`.
-    pub fn new(spec: &'a SyncSpec, plan: Plan, previous: Snapshot) -> Self {
+    pub fn new(spec: &'a SyncSpec, layout: ColumnLayout, previous: Snapshot) -> Self {
         Self {
             spec,
-            plan,
+            layout,
             previous,
             new_keys: HashSet::new(),
             counts: RunCounts::default(),
@@ -231,30 +232,30 @@ impl<'a> Classifier<'a> {
     where
         F: FnMut(&mut Snapshot, &mut RunCounts, Row<'_>),
     {
-        let batch = self.plan.to_destination(batch)?;
+        let batch = self.layout.to_destination(batch)?;
         let n = batch.num_rows();
         if n == 0 {
             return Ok(None);
         }
         let key_columns: Vec<ArrayRef> = self
-            .plan
+            .layout
             .key_indices
             .iter()
             .map(|&i| batch.column(i).clone())
             .collect();
-        for (field, column) in self.plan.key_fields.iter().zip(&key_columns) {
+        for (field, column) in self.layout.key_fields.iter().zip(&key_columns) {
             if column.null_count() > 0 {
                 let row = (0..n).find(|&r| column.is_null(r)).unwrap_or(0);
                 return Err(EngineError::NullKey {
                     column: field.name().clone(),
-                    sample: render_key(&self.plan.key_fields, &key_columns, row),
+                    sample: render_key(&self.layout.key_fields, &key_columns, row),
                 });
             }
         }
         let schema = batch.schema();
         let all_fields: Vec<&Field> = schema.fields().iter().map(|f| f.as_ref()).collect();
         let all_columns: Vec<&ArrayRef> = batch.columns().iter().collect();
-        let key_field_refs: Vec<&Field> = self.plan.key_fields.iter().collect();
+        let key_field_refs: Vec<&Field> = self.layout.key_fields.iter().collect();
         let key_column_refs: Vec<&ArrayRef> = key_columns.iter().collect();
         let row_encoder = RowEncoder::new(&all_fields, &all_columns)?;
         let key_encoder = RowEncoder::new(&key_field_refs, &key_column_refs)?;
@@ -270,7 +271,7 @@ impl<'a> Classifier<'a> {
                 Some((slot, old)) => {
                     if !self.previous.mark_seen(slot) {
                         return Err(EngineError::DuplicateKey {
-                            key: render_key(&self.plan.key_fields, &key_columns, row),
+                            key: render_key(&self.layout.key_fields, &key_columns, row),
                         });
                     }
                     let added = self.previous.is_journal_only(slot);
@@ -286,7 +287,7 @@ impl<'a> Classifier<'a> {
                 None => {
                     if !self.new_keys.insert(xxh3_128(&self.key_buf)) {
                         return Err(EngineError::DuplicateKey {
-                            key: render_key(&self.plan.key_fields, &key_columns, row),
+                            key: render_key(&self.layout.key_fields, &key_columns, row),
                         });
                     }
                     self.counts.added += 1;
@@ -304,7 +305,7 @@ impl<'a> Classifier<'a> {
                     changed,
                     added,
                     unknown,
-                    key_fields: &self.plan.key_fields,
+                    key_fields: &self.layout.key_fields,
                     key_columns: &key_columns,
                 },
             );

@@ -17,11 +17,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{info, info_span, Instrument};
 
-use crate::classify::{prepare, read_source, render_key, Classifier, Prepared};
+use crate::classify::{prepare_diff, read_source, render_key, Classifier, DiffInputs};
 use crate::encoding::decode_keys;
+use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::result::RunCounts;
-use crate::run::Engine;
 use crate::snapshot::SnapshotRef;
 use crate::spec::SyncSpec;
 
@@ -74,12 +74,12 @@ impl Engine {
 
     async fn plan_inner(&self, input: PlanInput<'_>) -> Result<PlanResult, EngineError> {
         let started = Instant::now();
-        let Prepared {
+        let DiffInputs {
             stream,
-            plan,
+            layout,
             previous,
             ..
-        } = prepare(
+        } = prepare_diff(
             self.snapshots(),
             input.spec,
             input.source,
@@ -98,7 +98,7 @@ impl Engine {
 
         let sample_size = input.sample_size;
         let snapshot_rows = previous.len() as u64;
-        let mut classifier = Classifier::new(input.spec, plan, previous);
+        let mut classifier = Classifier::new(input.spec, layout, previous);
         let mut result = PlanResult::default();
         while let Some(item) = source_rx.recv().await {
             let batch = item.map_err(EngineError::Source)?;
@@ -119,7 +119,7 @@ impl Engine {
         classifier.check_guards(snapshot_rows)?;
 
         let previous = &classifier.previous;
-        let key_fields = &classifier.plan.key_fields;
+        let key_fields = &classifier.layout.key_fields;
         let slots: Vec<usize> = previous.unseen().take(sample_size).collect();
         let columns = decode_keys(key_fields, slots.iter().map(|&s| previous.key(s)))?;
         result.sample_removed = (0..slots.len())

@@ -11,7 +11,7 @@
 //! stored as one **segment** at `syncs/<sync>/journal/<attempt>/<seq>.bfj`, next to the
 //! snapshots and in the same object store. The next attempt lists every segment of the sync
 //! and treats each journaled key as *unknown*: its snapshot entry, or a new one, gets the
-//! [`UNKNOWN_HASH`], which no row hashes to. An unknown key that is in the query result is
+//! `UNKNOWN_HASH` (0), which no row hashes to. An unknown key that is in the query result is
 //! sent again whatever the snapshot said; one that is not is a removed key, deleted in mirror
 //! mode (Backflow wrote it) and left alone, but counted as removed, in the other modes. A key
 //! whose resend is refused keeps the unknown hash in the next snapshot, so it stays unknown

@@ -6,9 +6,10 @@
 mod classify;
 pub mod dry_run;
 mod encoding;
+mod engine;
 pub mod error;
 pub mod journal;
-mod plan;
+mod layout;
 pub mod result;
 mod run;
 pub mod snapshot;
@@ -16,10 +17,11 @@ pub mod spec;
 pub mod store;
 
 pub use dry_run::{PlanInput, PlanResult};
+pub use engine::Engine;
 pub use error::EngineError;
 pub use journal::{JournalCleanup, JournalStats};
 pub use result::{RejectedOperation, RejectedRow, RunCounts, RunResult, StageTimings};
-pub use run::{Engine, RunInput};
+pub use run::RunInput;
 pub use snapshot::{Snapshot, SnapshotRef};
 pub use spec::{Mapping, SyncMode, SyncOptions, SyncSpec};
 pub use store::{LocationError, SnapshotStore};

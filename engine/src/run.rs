@@ -21,20 +21,22 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::Schema;
 use backflow_connector_core::{
-    ConnectorError, Destination, DestinationWriter, Source, WriteMode, WriteOutcome, WriteTarget,
+    BatchStream, ConnectorError, Destination, DestinationWriter, Source, WriteMode, WriteOutcome,
+    WriteTarget,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span, Instrument, Span};
 
-use crate::classify::{prepare, read_source, render_key, Classifier, Prepared};
+use crate::classify::{prepare_diff, read_source, render_key, Classifier};
 use crate::encoding::decode_keys;
+use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::journal::{JournalCleanup, JournalStats, JournalWriter, Segment};
+use crate::layout::ColumnLayout;
 use crate::result::{RejectedOperation, RejectedRow, RunCounts, RunResult, StageTimings};
-use crate::snapshot::{SnapshotBuilder, SnapshotRef};
+use crate::snapshot::{Snapshot, SnapshotBuilder, SnapshotRef};
 use crate::spec::{SyncMode, SyncSpec};
-use crate::store::SnapshotStore;
 
 /// Batches buffered between two stages; small, because back-pressure is the point.
 const CHANNEL_DEPTH: usize = 2;
@@ -55,16 +57,6 @@ pub struct RunInput<'a> {
     pub full_resync: bool,
     /// Receives counts as the run progresses.
     pub progress: Option<watch::Sender<RunCounts>>,
-}
-
-/// Runs syncs against one snapshot store.
-#[derive(Debug, Clone)]
-pub struct Engine {
-    snapshots: SnapshotStore,
-    /// OpenTelemetry `db.system` of the source and the destination, for the spans that talk
-    /// to them; unset when the caller does not know the connector kinds.
-    source_system: Option<String>,
-    destination_system: Option<String>,
 }
 
 enum Work {
@@ -138,52 +130,67 @@ struct Differ<'a> {
     pending: HashMap<u64, Pending>,
     next_id: u64,
     peak_heap: usize,
+    /// Keys in the previous snapshot, for the guards.
+    snapshot_rows: u64,
+    /// Time spent classifying, the run's `diff` stage.
+    diff_time: Duration,
+}
+
+/// What the differ ends with: the counts, rejected rows and measures for the result, and the
+/// two halves of the next snapshot.
+struct Diffed {
+    counts: RunCounts,
+    rejected: Vec<RejectedRow>,
+    peak_heap: usize,
+    diff_time: Duration,
+    /// The previous snapshot, its kept and rewritten keys marked.
+    previous: Snapshot,
+    /// The keys this run added.
+    added: SnapshotBuilder,
+}
+
+/// The differ's ends of the pipeline: the channels to and from the three spawned stages
+/// (source reader, journal, destination writer) and the tasks themselves, which dropping this
+/// aborts, so a run that fails stops its stages.
+struct Pipeline {
+    /// Held, never read: dropping the set aborts the stages.
+    _tasks: JoinSet<()>,
+    source_rx: mpsc::Receiver<Result<RecordBatch, ConnectorError>>,
+    /// The `source.read` span, which gets the row count once the source is drained.
+    read_span: Span,
+    read_time_rx: oneshot::Receiver<Duration>,
+    work_tx: mpsc::Sender<Journaled>,
+    ack_rx: mpsc::UnboundedReceiver<Ack>,
+    journal_done_rx: oneshot::Receiver<Result<(Vec<String>, JournalStats), EngineError>>,
+    writer_done_rx: oneshot::Receiver<WriterDone>,
+}
+
+/// How the destination writer ended: the writer, to close, and the time it was busy.
+type WriterDone = Result<(Box<dyn DestinationWriter>, Duration), ConnectorError>;
+
+/// What the pipeline's stages hand back once joined.
+struct Joined {
+    /// The journal segments this attempt wrote, cleared once the run commits.
+    own_segments: Vec<String>,
+    journal_stats: JournalStats,
+    read_time: Duration,
+    write_time: Duration,
 }
 
 impl Engine {
-    /// An engine writing snapshots to `snapshots`.
-    pub fn new(snapshots: SnapshotStore) -> Self {
-        Self {
-            snapshots,
-            source_system: None,
-            destination_system: None,
-        }
-    }
-
-    /// Names the source's and the destination's connector kinds (`postgres`, `files`, …), so
-    /// the `source.read` and `destination.write` spans carry OpenTelemetry's `db.system`.
-    pub fn with_systems(mut self, source_kind: &str, destination_kind: &str) -> Self {
-        self.source_system = Some(db_system(source_kind).to_owned());
-        self.destination_system = Some(db_system(destination_kind).to_owned());
-        self
-    }
-
-    /// The snapshot store, for callers that load or prune snapshots.
-    pub fn snapshots(&self) -> &SnapshotStore {
-        &self.snapshots
-    }
-
     /// Runs one sync to completion. On error nothing is committed: the destination holds only
     /// acknowledged, idempotent writes, and the previous snapshot stays current.
     pub async fn run(&self, input: RunInput<'_>) -> Result<RunResult, EngineError> {
         let span = info_span!("sync.run", backflow.sync = %input.spec.name, backflow.run_id = %input.run_id);
-        self.execute(input).instrument(span).await
+        self.run_in_current_span(input).instrument(span).await
     }
 
     /// [`Engine::run`] without opening a `sync.run` span, for a caller that opened its own: the
     /// worker's continues the run's trace and also covers the commit.
-    pub async fn execute(&self, input: RunInput<'_>) -> Result<RunResult, EngineError> {
+    pub async fn run_in_current_span(&self, input: RunInput<'_>) -> Result<RunResult, EngineError> {
         let started = Instant::now();
         let spec = input.spec;
-        let batch_size = spec.options.batch_size.max(1);
-        let Prepared {
-            stream,
-            plan,
-            previous,
-            key_types_match,
-            journal_read,
-            recovered_keys,
-        } = prepare(
+        let inputs = prepare_diff(
             &self.snapshots,
             spec,
             input.source,
@@ -191,38 +198,87 @@ impl Engine {
             input.full_resync,
         )
         .await?;
+        let (mut pipeline, mut differ) = self
+            .start_stages(&input, inputs.stream, inputs.layout, inputs.previous)
+            .await?;
 
-        let target = WriteTarget {
-            object: spec.object.clone(),
-            schema: plan.destination_schema.clone(),
-            primary_key: plan.key_fields.iter().map(|f| f.name().clone()).collect(),
-            mode: match spec.mode {
-                SyncMode::Upsert | SyncMode::Mirror => WriteMode::Upsert,
-                SyncMode::Insert => WriteMode::Insert,
-                SyncMode::Update => WriteMode::Update,
-            },
-            create_table: spec.create_table,
-            initial_load: previous.is_empty(),
-            deletes: spec.mode == SyncMode::Mirror,
+        differ
+            .send_changes(&mut pipeline, input.progress.as_ref())
+            .await?;
+        let joined = pipeline.join(&mut differ).await?;
+        if let Some(p) = &input.progress {
+            p.send_replace(differ.classifier.counts);
+        }
+
+        let snapshot_started = Instant::now();
+        let diffed = differ.finish();
+        let snapshot = self
+            .write_next_snapshot(
+                &input,
+                &diffed.previous,
+                diffed.added,
+                inputs.key_types_match,
+            )
+            .await?;
+        let timings = StageTimings {
+            source_read: joined.read_time,
+            diff: diffed.diff_time,
+            destination_write: joined.write_time,
+            snapshot_write: snapshot_started.elapsed(),
+            total: started.elapsed(),
         };
-        input
-            .destination
-            .check(&target)
-            .await
-            .map_err(EngineError::Destination)?;
-        let writer = input
-            .destination
-            .open(&target)
-            .await
-            .map_err(EngineError::Destination)?;
+        log_finished(&diffed.counts, &timings);
+        Ok(RunResult {
+            counts: diffed.counts,
+            rejected: diffed.rejected,
+            timings,
+            snapshot,
+            snapshot_heap_bytes: diffed.peak_heap,
+            journal: JournalCleanup {
+                paths: [inputs.journal_read, joined.own_segments].concat(),
+            },
+            journal_stats: JournalStats {
+                recovered_keys: inputs.recovered_keys,
+                ..joined.journal_stats
+            },
+        })
+    }
 
-        let journal =
-            JournalWriter::new(self.snapshots.clone(), spec, input.run_id, &plan.key_fields);
+    /// Opens the destination (which checks the write target before any row is read), then
+    /// starts the pipeline and the differ that feeds it.
+    async fn start_stages<'a>(
+        &self,
+        input: &RunInput<'a>,
+        stream: BatchStream,
+        layout: ColumnLayout,
+        previous: Snapshot,
+    ) -> Result<(Pipeline, Differ<'a>), EngineError> {
+        let spec = input.spec;
+        let writer =
+            open_destination(input.destination, spec, &layout, previous.is_empty()).await?;
+        let journal = JournalWriter::new(
+            self.snapshots.clone(),
+            spec,
+            input.run_id,
+            &layout.key_fields,
+        );
         let segment = journal.segment();
+        let pipeline = self.start_pipeline(stream, journal, writer);
+        let differ = Differ::new(spec, layout, previous, input.full_resync, segment);
+        Ok((pipeline, differ))
+    }
 
+    /// Spawns the source reader, the journal and the destination writer, joined by bounded
+    /// channels, and returns the differ's ends. The stages run in the current span.
+    fn start_pipeline(
+        &self,
+        stream: BatchStream,
+        journal: JournalWriter,
+        writer: Box<dyn DestinationWriter>,
+    ) -> Pipeline {
         let mut tasks: JoinSet<()> = JoinSet::new();
-        let (source_tx, mut source_rx) = mpsc::channel(CHANNEL_DEPTH);
-        let (read_time_tx, read_time_rx) = tokio::sync::oneshot::channel();
+        let (source_tx, source_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (read_time_tx, read_time_rx) = oneshot::channel();
         let read_span = info_span!(
             "source.read",
             db.system = self.source_system.as_deref(),
@@ -232,7 +288,7 @@ impl Engine {
         tasks.spawn(read_source(stream, source_tx, read_time_tx).instrument(read_span.clone()));
         let (work_tx, journal_rx) = mpsc::channel(CHANNEL_DEPTH);
         let (journaled_tx, work_rx) = mpsc::channel(CHANNEL_DEPTH);
-        let (journal_done_tx, journal_done_rx) = tokio::sync::oneshot::channel();
+        let (journal_done_tx, journal_done_rx) = oneshot::channel();
         tasks.spawn(
             async move {
                 let result = journal_writes(journal, journal_rx, journaled_tx).await;
@@ -240,8 +296,8 @@ impl Engine {
             }
             .instrument(info_span!("journal.write")),
         );
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
-        let (writer_done_tx, writer_done_rx) = tokio::sync::oneshot::channel();
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let (writer_done_tx, writer_done_rx) = oneshot::channel();
         let destination_system = self.destination_system.clone();
         tasks.spawn(
             async move {
@@ -251,65 +307,103 @@ impl Engine {
             }
             .in_current_span(),
         );
+        Pipeline {
+            _tasks: tasks,
+            source_rx,
+            read_span,
+            read_time_rx,
+            work_tx,
+            ack_rx,
+            journal_done_rx,
+            writer_done_rx,
+        }
+    }
 
-        let snapshot_rows = previous.len();
-        let mut differ = Differ {
-            // Current key names: a mapping may have renamed a key column since the last run.
-            added: SnapshotBuilder::new(plan.key_fields.clone()),
-            classifier: Classifier::new(spec, plan, previous),
-            full_resync: input.full_resync,
-            segment,
-            rejected: Vec::new(),
-            pending: HashMap::new(),
-            next_id: 0,
-            peak_heap: 0,
-        };
-
-        let mut diff_time = Duration::ZERO;
-        let mut writer_gone = false;
-        while let Some(item) = source_rx.recv().await {
-            let batch = item.map_err(EngineError::Source)?;
-            let t = Instant::now();
-            let work = info_span!("diff", backflow.rows = batch.num_rows())
-                .in_scope(|| differ.classify(&batch))?;
-            diff_time += t.elapsed();
-            if let Some(work) = work {
-                if work_tx.send(work).await.is_err() {
-                    writer_gone = true;
-                    break;
-                }
+    /// Writes the next snapshot, or keeps the previous file when nothing moved.
+    async fn write_next_snapshot(
+        &self,
+        input: &RunInput<'_>,
+        previous: &Snapshot,
+        added: SnapshotBuilder,
+        key_types_match: bool,
+    ) -> Result<SnapshotRef, EngineError> {
+        match input.previous {
+            // Nothing moved: the previous snapshot file is still exact.
+            Some(current) if key_types_match && previous.unchanged() && added.is_empty() => {
+                Ok(current.clone())
             }
-            differ.drain_acks(&mut ack_rx)?;
-            if let Some(p) = &input.progress {
-                p.send_replace(differ.classifier.counts);
+            _ => {
+                self.snapshots
+                    .write(&input.spec.name, input.run_id, previous, added)
+                    .instrument(info_span!("snapshot.write"))
+                    .await
             }
         }
+    }
+}
 
-        read_span.record("backflow.rows", differ.classifier.counts.read);
-        if !writer_gone {
-            differ.classifier.check_guards(snapshot_rows as u64)?;
-            if spec.mode == SyncMode::Mirror {
-                let t = Instant::now();
-                let deletes = info_span!("diff", backflow.removals = true)
-                    .in_scope(|| differ.removals(batch_size))?;
-                diff_time += t.elapsed();
-                for work in deletes {
-                    if work_tx.send(work).await.is_err() {
-                        break;
-                    }
-                    differ.drain_acks(&mut ack_rx)?;
-                }
-            }
-        }
-        drop(work_tx);
-        while let Some(ack) = ack_rx.recv().await {
+/// Derives the write target from the sync and its column layout, lets the destination check
+/// it and opens the writer.
+async fn open_destination(
+    destination: &dyn Destination,
+    spec: &SyncSpec,
+    layout: &ColumnLayout,
+    initial_load: bool,
+) -> Result<Box<dyn DestinationWriter>, EngineError> {
+    let target = WriteTarget {
+        object: spec.object.clone(),
+        schema: layout.destination_schema.clone(),
+        primary_key: layout.key_fields.iter().map(|f| f.name().clone()).collect(),
+        mode: match spec.mode {
+            SyncMode::Upsert | SyncMode::Mirror => WriteMode::Upsert,
+            SyncMode::Insert => WriteMode::Insert,
+            SyncMode::Update => WriteMode::Update,
+        },
+        create_table: spec.create_table,
+        initial_load,
+        deletes: spec.mode == SyncMode::Mirror,
+    };
+    destination
+        .check(&target)
+        .await
+        .map_err(EngineError::Destination)?;
+    destination
+        .open(&target)
+        .await
+        .map_err(EngineError::Destination)
+}
+
+/// The run's summary log line.
+fn log_finished(counts: &RunCounts, timings: &StageTimings) {
+    info!(
+        read = counts.read,
+        added = counts.added,
+        changed = counts.changed,
+        removed = counts.removed,
+        written = counts.written,
+        deleted = counts.deleted,
+        failed = counts.failed,
+        elapsed_ms = timings.total.as_millis() as u64,
+        "sync run finished"
+    );
+}
+
+impl Pipeline {
+    /// Closes the work channel and waits for every stage to end: applies the remaining
+    /// acknowledgements, surfaces a journal or writer failure (a journal that could not be
+    /// stored stopped the writes, so its error explains the run), closes the writer and
+    /// checks that every batch was acknowledged.
+    async fn join(mut self, differ: &mut Differ<'_>) -> Result<Joined, EngineError> {
+        drop(self.work_tx);
+        while let Some(ack) = self.ack_rx.recv().await {
             differ.apply_ack(ack)?;
         }
-        // A journal that could not be stored stopped the writes; its error explains the run.
-        let (own_segments, journal_stats) = journal_done_rx
+        let (own_segments, journal_stats) = self
+            .journal_done_rx
             .await
             .map_err(|_| EngineError::Internal("the journal task vanished".into()))??;
-        let (writer, write_time) = writer_done_rx
+        let (writer, write_time) = self
+            .writer_done_rx
             .await
             .map_err(|_| EngineError::Internal("the writer task vanished".into()))?
             .map_err(EngineError::Destination)?;
@@ -320,68 +414,12 @@ impl Engine {
                 differ.pending.len()
             )));
         }
-        let read_time = read_time_rx.await.unwrap_or_default();
-        if let Some(p) = &input.progress {
-            p.send_replace(differ.classifier.counts);
-        }
-
-        let t = Instant::now();
-        differ.note_heap();
-        let Differ {
-            classifier: Classifier {
-                counts, previous, ..
-            },
-            rejected,
-            added,
-            peak_heap,
-            ..
-        } = differ;
-        let snapshot = match input.previous {
-            // Nothing moved: the previous snapshot file is still exact.
-            Some(current) if key_types_match && previous.unchanged() && added.is_empty() => {
-                current.clone()
-            }
-            _ => {
-                self.snapshots
-                    .write(&spec.name, input.run_id, &previous, added)
-                    .instrument(info_span!("snapshot.write"))
-                    .await?
-            }
-        };
-        let snapshot_write = t.elapsed();
-        let timings = StageTimings {
-            source_read: read_time,
-            diff: diff_time,
-            destination_write: write_time,
-            snapshot_write,
-            total: started.elapsed(),
-        };
-        info!(
-            read = counts.read,
-            added = counts.added,
-            changed = counts.changed,
-            removed = counts.removed,
-            written = counts.written,
-            deleted = counts.deleted,
-            failed = counts.failed,
-            elapsed_ms = timings.total.as_millis() as u64,
-            "sync run finished"
-        );
-        let mut journal = JournalCleanup {
-            paths: journal_read,
-        };
-        journal.paths.extend(own_segments);
-        Ok(RunResult {
-            counts,
-            rejected,
-            timings,
-            snapshot,
-            snapshot_heap_bytes: peak_heap,
-            journal,
-            journal_stats: JournalStats {
-                recovered_keys,
-                ..journal_stats
-            },
+        let read_time = self.read_time_rx.await.unwrap_or_default();
+        Ok(Joined {
+            own_segments,
+            journal_stats,
+            read_time,
+            write_time,
         })
     }
 }
@@ -445,7 +483,118 @@ async fn write_changes(
     Ok((writer, busy))
 }
 
-impl Differ<'_> {
+impl<'a> Differ<'a> {
+    fn new(
+        spec: &'a SyncSpec,
+        layout: ColumnLayout,
+        previous: Snapshot,
+        full_resync: bool,
+        segment: Segment,
+    ) -> Self {
+        Self {
+            // Current key names: a mapping may have renamed a key column since the last run.
+            added: SnapshotBuilder::new(layout.key_fields.clone()),
+            snapshot_rows: previous.len() as u64,
+            classifier: Classifier::new(spec, layout, previous),
+            full_resync,
+            segment,
+            rejected: Vec::new(),
+            pending: HashMap::new(),
+            next_id: 0,
+            peak_heap: 0,
+            diff_time: Duration::ZERO,
+        }
+    }
+
+    /// Sends every change into the pipeline: the source's changed rows as they are read,
+    /// then, once the guards passed, the removals of a mirror. Stops sending when the writer
+    /// side is gone; joining the pipeline then reports why.
+    async fn send_changes(
+        &mut self,
+        pipeline: &mut Pipeline,
+        progress: Option<&watch::Sender<RunCounts>>,
+    ) -> Result<(), EngineError> {
+        let writer_gone = self.send_source_changes(pipeline, progress).await?;
+        pipeline
+            .read_span
+            .record("backflow.rows", self.classifier.counts.read);
+        if writer_gone {
+            return Ok(());
+        }
+        self.classifier.check_guards(self.snapshot_rows)?;
+        if self.classifier.spec.mode == SyncMode::Mirror {
+            self.send_removals(pipeline).await?;
+        }
+        Ok(())
+    }
+
+    /// Classifies each source batch as it arrives and sends its rows to write, applying the
+    /// acknowledgements that came back and publishing progress; true when the writer side
+    /// stopped taking work.
+    async fn send_source_changes(
+        &mut self,
+        pipeline: &mut Pipeline,
+        progress: Option<&watch::Sender<RunCounts>>,
+    ) -> Result<bool, EngineError> {
+        while let Some(item) = pipeline.source_rx.recv().await {
+            let batch = item.map_err(EngineError::Source)?;
+            let t = Instant::now();
+            let work = info_span!("diff", backflow.rows = batch.num_rows())
+                .in_scope(|| self.classify(&batch))?;
+            self.diff_time += t.elapsed();
+            if let Some(work) = work {
+                if pipeline.work_tx.send(work).await.is_err() {
+                    return Ok(true);
+                }
+            }
+            self.drain_acks(&mut pipeline.ack_rx)?;
+            if let Some(p) = progress {
+                p.send_replace(self.classifier.counts);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Sends the deletes of the snapshot keys the source no longer returned (mirror mode).
+    async fn send_removals(&mut self, pipeline: &mut Pipeline) -> Result<(), EngineError> {
+        let batch_size = self.classifier.spec.options.batch_size.max(1);
+        let t = Instant::now();
+        let deletes =
+            info_span!("diff", backflow.removals = true).in_scope(|| self.removals(batch_size))?;
+        self.diff_time += t.elapsed();
+        for work in deletes {
+            if pipeline.work_tx.send(work).await.is_err() {
+                break;
+            }
+            self.drain_acks(&mut pipeline.ack_rx)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the diff once the pipeline is joined, handing over what the result and the next
+    /// snapshot are made of.
+    fn finish(mut self) -> Diffed {
+        self.note_heap();
+        let Differ {
+            classifier: Classifier {
+                counts, previous, ..
+            },
+            rejected,
+            added,
+            peak_heap,
+            diff_time,
+            ..
+        } = self;
+        Diffed {
+            counts,
+            rejected,
+            peak_heap,
+            diff_time,
+            previous,
+            added,
+        }
+    }
+
     /// Hashes and classifies one batch, returning the rows to send.
     fn classify(&mut self, batch: &RecordBatch) -> Result<Option<Journaled>, EngineError> {
         let mode = self.classifier.spec.mode;
@@ -482,7 +631,7 @@ impl Differ<'_> {
         let to_send = filter_record_batch(&batch, &mask)?;
         pending.key_columns = self
             .classifier
-            .plan
+            .layout
             .key_indices
             .iter()
             .map(|&i| to_send.column(i).clone())
@@ -497,7 +646,7 @@ impl Differ<'_> {
     /// Builds delete batches for the snapshot keys that left the query result.
     fn removals(&mut self, batch_size: usize) -> Result<Vec<Journaled>, EngineError> {
         let previous = &self.classifier.previous;
-        let key_fields = &self.classifier.plan.key_fields;
+        let key_fields = &self.classifier.layout.key_fields;
         let slots: Vec<usize> = previous.unseen().collect();
         let schema = Arc::new(Schema::new(key_fields.clone()));
         let mut work = Vec::with_capacity(slots.len().div_ceil(batch_size));
@@ -550,7 +699,7 @@ impl Differ<'_> {
             if self.rejected.len() < self.classifier.spec.options.max_rejected_rows {
                 self.rejected.push(RejectedRow {
                     key: render_key(
-                        &self.classifier.plan.key_fields,
+                        &self.classifier.layout.key_fields,
                         &pending.key_columns,
                         failure.row,
                     ),
@@ -602,13 +751,4 @@ enum Status {
     Applied,
     Failed,
     Skipped,
-}
-
-/// OpenTelemetry's `db.system` name for a connector kind; kinds without one keep their name.
-fn db_system(kind: &str) -> &str {
-    match kind {
-        "postgres" => "postgresql",
-        "mongodb" | "ferretdb" => "mongodb",
-        other => other,
-    }
 }

@@ -212,7 +212,7 @@ impl Snapshot {
     }
 
     /// Folds in the keys an uncommitted attempt journaled (sorted, without duplicates): each
-    /// gets [`UNKNOWN_HASH`], whether the snapshot had it or not, so the run resends it if the
+    /// gets the unknown hash, whether the snapshot had it or not, so the run resends it if the
     /// source has it and treats it as removed if not. Keys stay sorted, as snapshot files need.
     pub(crate) fn absorb_journal(self, journaled: &[Vec<u8>]) -> Result<Self, EngineError> {
         if journaled.is_empty() {

@@ -331,44 +331,21 @@ impl CloudLocation {
             message: redact_userinfo(&e.to_string()),
         };
         // Option keys are parsed as the builders parse environment variable names; a key is
-        // never a secret, so it may be named, while its value is not.
+        // never a secret, so it may be named, while its value is not. The three builders share
+        // this shape but no trait, hence the macro.
+        macro_rules! configured {
+            ($builder:expr, $with_bucket:ident) => {{
+                let mut builder = $builder;
+                for (key, value) in options {
+                    builder = builder.with_config(key.parse().map_err(fail)?, value);
+                }
+                Arc::new(builder.$with_bucket(&self.bucket).build().map_err(fail)?)
+            }};
+        }
         let store: Arc<dyn ObjectStore> = match self.cloud {
-            Cloud::S3 => {
-                let mut builder = AmazonS3Builder::from_env();
-                for (key, value) in options {
-                    builder = builder.with_config(key.parse().map_err(fail)?, value);
-                }
-                Arc::new(
-                    builder
-                        .with_bucket_name(&self.bucket)
-                        .build()
-                        .map_err(fail)?,
-                )
-            }
-            Cloud::Gcs => {
-                let mut builder = GoogleCloudStorageBuilder::from_env();
-                for (key, value) in options {
-                    builder = builder.with_config(key.parse().map_err(fail)?, value);
-                }
-                Arc::new(
-                    builder
-                        .with_bucket_name(&self.bucket)
-                        .build()
-                        .map_err(fail)?,
-                )
-            }
-            Cloud::Azure => {
-                let mut builder = MicrosoftAzureBuilder::from_env();
-                for (key, value) in options {
-                    builder = builder.with_config(key.parse().map_err(fail)?, value);
-                }
-                Arc::new(
-                    builder
-                        .with_container_name(&self.bucket)
-                        .build()
-                        .map_err(fail)?,
-                )
-            }
+            Cloud::S3 => configured!(AmazonS3Builder::from_env(), with_bucket_name),
+            Cloud::Gcs => configured!(GoogleCloudStorageBuilder::from_env(), with_bucket_name),
+            Cloud::Azure => configured!(MicrosoftAzureBuilder::from_env(), with_container_name),
         };
         Ok(if self.prefix.as_ref().is_empty() {
             store

@@ -1,9 +1,11 @@
 //! What every Backflow service and the CLI share: the declarative definition file, logs and
 //! traces ([`telemetry`]), the W3C trace context carried between them ([`trace_context`]),
-//! the metrics registry and metric names ([`metrics`]) and the admin HTTP server ([`admin`]).
+//! the metrics registry and metric names ([`metrics`]), the admin HTTP server ([`admin`]) and
+//! the wire ↔ engine conversions both ends of the gRPC API need ([`convert`]).
 //! It is the bottom layer of the services: it depends on no service crate.
 
 pub mod admin;
+pub mod convert;
 pub mod definitions;
 pub mod metrics;
 pub mod telemetry;

@@ -1,14 +1,21 @@
 //! Wire (`backflow.v1`) ↔ record conversions, and the validation of what clients send, which
 //! collects every wrong field so a client fixes its definition in one round trip.
+//! Conversions of engine types the worker also needs (counts, timings, rejected rows, modes,
+//! options, durations) are shared from [`backflow_common::convert`].
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use backflow_common::convert::run::{counts_to_proto, timings_to_proto};
+use backflow_common::convert::sync::{
+    mapping_from_proto, mapping_to_proto, sync_mode_from_proto, sync_mode_to_proto,
+    sync_options_from_proto, sync_options_to_proto,
+};
+use backflow_common::convert::time::{duration_from_proto, duration_to_proto};
+use backflow_common::trace_context::trace_id_of;
 use backflow_connector_core::quoted;
 use backflow_connector_core::secret::{holds_mask, redact_config, MASK};
-use backflow_engine::{
-    Mapping, RejectedOperation, RejectedRow, RunCounts, StageTimings, SyncMode, SyncOptions,
-};
+use backflow_engine::SyncMode;
 
 use backflow_proto::json::{struct_from_json, struct_to_json};
 use backflow_proto::v1;
@@ -78,21 +85,6 @@ pub fn timestamp(ms: Millis) -> prost_types::Timestamp {
         seconds: ms.div_euclid(1000),
         nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
     }
-}
-
-/// Rust duration → protobuf duration.
-pub fn duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-    }
-}
-
-/// Protobuf duration → Rust duration; negative durations are `None`.
-pub fn from_duration(d: &prost_types::Duration) -> Option<Duration> {
-    let secs = u64::try_from(d.seconds).ok()?;
-    let nanos = u32::try_from(d.nanos).ok()?;
-    Some(Duration::new(secs, nanos))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -188,25 +180,6 @@ pub fn connection_with_secrets_to_proto(c: &ConnectionRecord) -> v1::Connection 
 // ---------------------------------------------------------------------------------------
 // Syncs
 
-fn mode_from_proto(mode: i32) -> Option<SyncMode> {
-    match v1::SyncMode::try_from(mode).ok()? {
-        v1::SyncMode::Upsert => Some(SyncMode::Upsert),
-        v1::SyncMode::Insert => Some(SyncMode::Insert),
-        v1::SyncMode::Update => Some(SyncMode::Update),
-        v1::SyncMode::Mirror => Some(SyncMode::Mirror),
-        v1::SyncMode::Unspecified => None,
-    }
-}
-
-fn mode_to_proto(mode: SyncMode) -> v1::SyncMode {
-    match mode {
-        SyncMode::Upsert => v1::SyncMode::Upsert,
-        SyncMode::Insert => v1::SyncMode::Insert,
-        SyncMode::Update => v1::SyncMode::Update,
-        SyncMode::Mirror => v1::SyncMode::Mirror,
-    }
-}
-
 /// Parses a cron expression the way the scheduler evaluates it (5 fields, or 6 with
 /// seconds; UTC).
 pub fn parse_cron(expression: &str) -> Result<croner::Cron, String> {
@@ -248,7 +221,7 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
     if destination.object.trim().is_empty() {
         bad("sync.destination.object", "is required".into());
     }
-    let mode = mode_from_proto(destination.mode);
+    let mode = sync_mode_from_proto(destination.mode).ok();
     if mode.is_none() {
         bad(
             "sync.destination.mode",
@@ -295,7 +268,7 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
 
     let schedule = match s.schedule.as_ref().and_then(|s| s.kind.as_ref()) {
         None => None,
-        Some(v1::schedule::Kind::Every(d)) => match from_duration(d) {
+        Some(v1::schedule::Kind::Every(d)) => match duration_from_proto(d) {
             Some(d) if d >= Duration::from_secs(1) => Some(Schedule::Every {
                 seconds: d.as_secs(),
             }),
@@ -334,18 +307,16 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
         }
     };
 
-    let defaults = SyncOptions::default();
     let o = s.options.unwrap_or_default();
-    let max_delete_fraction = o
-        .max_delete_fraction
-        .unwrap_or(defaults.max_delete_fraction);
+    let options = sync_options_from_proto(&o);
+    let max_delete_fraction = options.max_delete_fraction;
     if !(0.0..=1.0).contains(&max_delete_fraction) {
         bad(
             "sync.options.max_delete_fraction",
             format!("{max_delete_fraction} is not between 0 and 1"),
         );
     }
-    let batch_size = o.batch_size.map_or(defaults.batch_size, |b| b as usize);
+    let batch_size = options.batch_size;
     if !(1..=1_000_000).contains(&batch_size) {
         bad(
             "sync.options.batch_size",
@@ -359,9 +330,6 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
             format!("{max_attempts} is not between 1 and 100"),
         );
     }
-    let max_rejected_rows = o.max_rejected_rows.map_or(defaults.max_rejected_rows, |m| {
-        usize::try_from(m).unwrap_or(usize::MAX)
-    });
 
     if !errors.is_empty() {
         return Err(ApiError::InvalidArgument(errors));
@@ -375,21 +343,9 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
         mode: mode.unwrap_or(SyncMode::Upsert),
         create_table: destination.create_table,
         shared: destination.shared,
-        mappings: s
-            .mappings
-            .iter()
-            .map(|m| Mapping {
-                from: m.from.clone(),
-                to: m.to.clone(),
-            })
-            .collect(),
+        mappings: s.mappings.iter().map(mapping_from_proto).collect(),
         schedule,
-        options: SyncOptions {
-            allow_empty_source: o.allow_empty_source.unwrap_or(defaults.allow_empty_source),
-            max_delete_fraction,
-            max_rejected_rows,
-            batch_size,
-        },
+        options,
         max_attempts,
     })
 }
@@ -414,33 +370,23 @@ pub fn sync_definition_to_proto(d: &SyncDefinition) -> v1::Sync {
         destination: Some(v1::SyncDestination {
             connection: name(CONNECTIONS, &d.destination_connection),
             object: d.object.clone(),
-            mode: mode_to_proto(d.mode).into(),
+            mode: sync_mode_to_proto(d.mode).into(),
             create_table: d.create_table,
             shared: d.shared,
         }),
-        mappings: d
-            .mappings
-            .iter()
-            .map(|m| v1::Mapping {
-                from: m.from.clone(),
-                to: m.to.clone(),
-            })
-            .collect(),
+        mappings: d.mappings.iter().map(mapping_to_proto).collect(),
         schedule: d.schedule.as_ref().map(|s| v1::Schedule {
             kind: Some(match s {
                 Schedule::Every { seconds } => {
-                    v1::schedule::Kind::Every(duration(Duration::from_secs(*seconds)))
+                    v1::schedule::Kind::Every(duration_to_proto(Duration::from_secs(*seconds)))
                 }
                 Schedule::Cron { expression } => v1::schedule::Kind::Cron(expression.clone()),
                 Schedule::AfterSync { sync } => v1::schedule::Kind::AfterSync(name(SYNCS, sync)),
             }),
         }),
         options: Some(v1::SyncOptions {
-            allow_empty_source: Some(d.options.allow_empty_source),
-            max_delete_fraction: Some(d.options.max_delete_fraction),
-            max_rejected_rows: Some(d.options.max_rejected_rows as u64),
-            batch_size: Some(u32::try_from(d.options.batch_size).unwrap_or(u32::MAX)),
             max_attempts: Some(d.max_attempts),
+            ..sync_options_to_proto(&d.options)
         }),
         ..Default::default()
     }
@@ -464,60 +410,6 @@ pub fn sync_to_proto(s: &SyncRecord) -> v1::Sync {
 
 // ---------------------------------------------------------------------------------------
 // Runs
-
-/// Counts on the wire.
-pub fn counts_to_proto(c: &RunCounts) -> v1::RunCounts {
-    v1::RunCounts {
-        read: c.read,
-        added: c.added,
-        changed: c.changed,
-        unchanged: c.unchanged,
-        removed: c.removed,
-        written: c.written,
-        deleted: c.deleted,
-        failed: c.failed,
-        skipped: c.skipped,
-    }
-}
-
-/// Counts from the wire.
-pub fn counts_from_proto(c: &v1::RunCounts) -> RunCounts {
-    RunCounts {
-        read: c.read,
-        added: c.added,
-        changed: c.changed,
-        unchanged: c.unchanged,
-        removed: c.removed,
-        written: c.written,
-        deleted: c.deleted,
-        failed: c.failed,
-        skipped: c.skipped,
-    }
-}
-
-/// Timings from the wire; missing or negative durations count as zero.
-pub fn timings_from_proto(t: &v1::RunTimings) -> StageTimings {
-    let d =
-        |d: &Option<prost_types::Duration>| d.as_ref().and_then(from_duration).unwrap_or_default();
-    StageTimings {
-        source_read: d(&t.source_read),
-        diff: d(&t.diff),
-        destination_write: d(&t.destination_write),
-        snapshot_write: d(&t.snapshot_write),
-        total: d(&t.total),
-    }
-}
-
-/// Timings on the wire.
-pub fn timings_to_proto(t: &StageTimings) -> v1::RunTimings {
-    v1::RunTimings {
-        source_read: Some(duration(t.source_read)),
-        diff: Some(duration(t.diff)),
-        destination_write: Some(duration(t.destination_write)),
-        snapshot_write: Some(duration(t.snapshot_write)),
-        total: Some(duration(t.total)),
-    }
-}
 
 /// A run state on the wire.
 pub fn state_to_proto(s: RunState) -> v1::RunState {
@@ -551,14 +443,6 @@ fn trigger_to_proto(t: RunTrigger) -> v1::RunTrigger {
     }
 }
 
-/// The trace id inside a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
-pub fn trace_id(traceparent: &str) -> Option<&str> {
-    let mut parts = traceparent.split('-');
-    let _version = parts.next()?;
-    let id = parts.next()?;
-    (id.len() == 32).then_some(id)
-}
-
 /// A run on the wire.
 pub fn run_to_proto(r: &RunRecord) -> v1::Run {
     v1::Run {
@@ -585,7 +469,7 @@ pub fn run_to_proto(r: &RunRecord) -> v1::Run {
         trace_id: r
             .traceparent
             .as_deref()
-            .and_then(trace_id)
+            .and_then(trace_id_of)
             .unwrap_or_default()
             .to_owned(),
     }
@@ -602,34 +486,6 @@ pub fn run_error_from_proto(e: Option<&v1::RunError>) -> RunError {
         },
         message: e.message,
         retryable: e.retryable,
-    }
-}
-
-/// A rejected row on the wire.
-pub fn rejected_to_proto(r: &RejectedRow) -> v1::RejectedRow {
-    v1::RejectedRow {
-        key: r.key.clone(),
-        column: r.column.clone().unwrap_or_default(),
-        message: r.message.clone(),
-        operation: match r.operation {
-            RejectedOperation::Write => "write",
-            RejectedOperation::Delete => "delete",
-        }
-        .into(),
-    }
-}
-
-/// A rejected row from the wire.
-pub fn rejected_from_proto(r: &v1::RejectedRow) -> RejectedRow {
-    RejectedRow {
-        key: r.key.clone(),
-        column: (!r.column.is_empty()).then(|| r.column.clone()),
-        message: r.message.clone(),
-        operation: if r.operation == "delete" {
-            RejectedOperation::Delete
-        } else {
-            RejectedOperation::Write
-        },
     }
 }
 
@@ -653,6 +509,7 @@ pub fn page_size(requested: i32) -> Result<u32, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backflow_engine::SyncOptions;
 
     fn valid_sync() -> v1::Sync {
         v1::Sync {
@@ -822,14 +679,5 @@ mod tests {
         let next = every_10s.find_next_occurrence(&at, false).unwrap();
         assert_eq!(next, at + chrono::Duration::seconds(10));
         assert!(parse_cron("61 * * * *").is_err());
-    }
-
-    #[test]
-    fn trace_id_is_read_from_a_traceparent() {
-        assert_eq!(
-            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        assert_eq!(trace_id("garbage"), None);
     }
 }

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backflow_common::convert::run::rejected_to_proto;
 use backflow_proto::v1::run_service_server::RunService;
 use backflow_proto::v1::{
     CancelRunRequest, CancelRunResponse, GetRunRequest, GetRunResponse, ListRejectedRowsRequest,
@@ -15,9 +16,7 @@ use tracing::instrument;
 
 use super::connections::split_page;
 use super::ControlPlane;
-use crate::convert::{
-    page_size, parse_name, rejected_to_proto, run_to_proto, state_from_proto, RUNS, SYNCS,
-};
+use crate::convert::{page_size, parse_name, run_to_proto, state_from_proto, RUNS, SYNCS};
 use crate::error::ApiError;
 use crate::model::{now_millis, RunFilter};
 

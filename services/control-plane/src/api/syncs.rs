@@ -55,7 +55,7 @@ pub(crate) fn traceparent(metadata: &MetadataMap) -> Option<String> {
         metadata
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
-            .filter(|v| crate::convert::trace_id(v).is_some())
+            .filter(|v| backflow_common::trace_context::trace_id_of(v).is_some())
             .map(str::to_owned)
     })
 }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backflow_common::convert::run::{counts_from_proto, rejected_from_proto, timings_from_proto};
+use backflow_common::convert::time::{duration_from_proto, duration_to_proto};
 use backflow_proto::v1::worker_service_server::WorkerService;
 use backflow_proto::v1::{
     self, CompleteRunRequest, CompleteRunResponse, FailRunRequest, FailRunResponse,
@@ -15,9 +17,8 @@ use tracing::{info, instrument, warn};
 
 use super::ControlPlane;
 use crate::convert::{
-    connection_with_secrets_to_proto, counts_from_proto, duration, from_duration, name, parse_name,
-    rejected_from_proto, run_error_from_proto, run_to_proto, snapshot_to_proto, sync_to_proto,
-    timestamp, timings_from_proto, RUNS,
+    connection_with_secrets_to_proto, name, parse_name, run_error_from_proto, run_to_proto,
+    snapshot_to_proto, sync_to_proto, timestamp, RUNS,
 };
 use crate::error::ApiError;
 use crate::model::{
@@ -59,7 +60,7 @@ impl WorkerApi {
             }),
             run: Some(run_to_proto(run)),
             deadline: run.lease_deadline.map(timestamp),
-            heartbeat_interval: Some(duration(cp.config.heartbeat_interval)),
+            heartbeat_interval: Some(duration_to_proto(cp.config.heartbeat_interval)),
             sync: Some(sync_to_proto(&lease.sync)),
             // The worker connects with the stored config itself: secrets are masked only for
             // API clients.
@@ -92,7 +93,7 @@ impl WorkerService for WorkerApi {
         let wait = req
             .wait
             .as_ref()
-            .and_then(from_duration)
+            .and_then(duration_from_proto)
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_WAIT)
             .min(MAX_WAIT);

@@ -2,15 +2,18 @@
 //!
 //! A lease comes from another process, possibly of another version, so nothing here trusts
 //! it: every missing or malformed field becomes a [`LeaseError`] naming the field, never a
-//! panic.
+//! panic. The field conversions themselves are shared with the control plane
+//! ([`backflow_common::convert`]); this module adds the lease's checks around them.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use backflow_common::convert::sync::{
+    mapping_from_proto, sync_mode_from_proto, sync_options_from_proto,
+};
 use backflow_proto::v1 as pb;
 
 use crate::runner::failure::LeaseError;
-use backflow_engine::result::{RejectedOperation, RejectedRow, StageTimings};
-use backflow_engine::{Mapping, RunCounts, SnapshotRef, SyncMode, SyncOptions, SyncSpec};
+use backflow_engine::{SnapshotRef, SyncMode, SyncOptions, SyncSpec};
 
 /// The `{id}` of `{collection}/{id}`, or an error naming `field`.
 pub(crate) fn resource_id<'a>(
@@ -74,10 +77,7 @@ pub(crate) fn sync_spec(sync: Option<&pb::Sync>) -> Result<SyncSpec, LeaseError>
                 "is empty",
             ));
         }
-        mappings.push(Mapping {
-            from: m.from.clone(),
-            to: m.to.clone(),
-        });
+        mappings.push(mapping_from_proto(m));
     }
     Ok(SyncSpec {
         name: name.to_owned(),
@@ -98,48 +98,25 @@ pub(crate) fn sync_spec(sync: Option<&pb::Sync>) -> Result<SyncSpec, LeaseError>
 
 /// `SYNC_MODE_*` to [`SyncMode`]; unspecified and unknown values are refused.
 pub(crate) fn sync_mode(mode: i32) -> Result<SyncMode, LeaseError> {
-    match pb::SyncMode::try_from(mode) {
-        Ok(pb::SyncMode::Upsert) => Ok(SyncMode::Upsert),
-        Ok(pb::SyncMode::Insert) => Ok(SyncMode::Insert),
-        Ok(pb::SyncMode::Update) => Ok(SyncMode::Update),
-        Ok(pb::SyncMode::Mirror) => Ok(SyncMode::Mirror),
-        Ok(pb::SyncMode::Unspecified) => Err(LeaseError::invalid_sync(
+    sync_mode_from_proto(mode).map_err(|e| {
+        LeaseError::invalid_sync(
             "destination.mode",
-            "is not set (SYNC_MODE_UNSPECIFIED); expected upsert, insert, update or mirror",
-        )),
-        Err(_) => Err(LeaseError::invalid_sync(
-            "destination.mode",
-            format!("{mode} is not a known mode; expected upsert, insert, update or mirror"),
-        )),
-    }
+            format!("{e}; expected upsert, insert, update or mirror"),
+        )
+    })
 }
 
-/// The options, every unset field taking [`SyncOptions::default`]'s value.
+/// The options, every unset field taking [`SyncOptions::default`]'s value; a zero batch
+/// size is refused (the engine could not make progress).
 pub(crate) fn sync_options(options: Option<&pb::SyncOptions>) -> Result<SyncOptions, LeaseError> {
-    let defaults = SyncOptions::default();
-    let Some(o) = options else {
-        return Ok(defaults);
-    };
-    let batch_size = match o.batch_size {
-        Some(0) => {
-            return Err(LeaseError::invalid_sync(
-                "options.batch_size",
-                "must be at least 1",
-            ))
-        }
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        None => defaults.batch_size,
-    };
-    Ok(SyncOptions {
-        allow_empty_source: o.allow_empty_source.unwrap_or(defaults.allow_empty_source),
-        max_delete_fraction: o
-            .max_delete_fraction
-            .unwrap_or(defaults.max_delete_fraction),
-        max_rejected_rows: o.max_rejected_rows.map_or(defaults.max_rejected_rows, |n| {
-            usize::try_from(n).unwrap_or(usize::MAX)
-        }),
-        batch_size,
-    })
+    let options = sync_options_from_proto(&options.copied().unwrap_or_default());
+    if options.batch_size == 0 {
+        return Err(LeaseError::invalid_sync(
+            "options.batch_size",
+            "must be at least 1",
+        ));
+    }
+    Ok(options)
 }
 
 /// The previous snapshot; a pointer with an empty path and no rows means "none yet".
@@ -179,63 +156,9 @@ pub(crate) fn connection(
     Ok((c.r#type.clone(), config))
 }
 
-/// A protobuf duration as a std one; `None` when unset, negative or out of range.
-pub(crate) fn duration_from_proto(d: Option<&prost_types::Duration>) -> Option<Duration> {
-    d.and_then(|d| Duration::try_from(*d).ok())
-}
-
-/// A std duration as a protobuf one, saturating at the largest representable value.
-pub(crate) fn duration_to_proto(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        // Below one billion, so it fits.
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-    }
-}
-
 /// A protobuf timestamp as a wall-clock time; `None` when unset or out of range.
 pub(crate) fn time_from_proto(t: Option<&prost_types::Timestamp>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())
-}
-
-/// The engine's counts as the wire's.
-pub(crate) fn counts_to_proto(c: &RunCounts) -> pb::RunCounts {
-    pb::RunCounts {
-        read: c.read,
-        added: c.added,
-        changed: c.changed,
-        unchanged: c.unchanged,
-        removed: c.removed,
-        written: c.written,
-        deleted: c.deleted,
-        failed: c.failed,
-        skipped: c.skipped,
-    }
-}
-
-/// The engine's stage timings as the wire's.
-pub(crate) fn timings_to_proto(t: &StageTimings) -> pb::RunTimings {
-    pb::RunTimings {
-        source_read: Some(duration_to_proto(t.source_read)),
-        diff: Some(duration_to_proto(t.diff)),
-        destination_write: Some(duration_to_proto(t.destination_write)),
-        snapshot_write: Some(duration_to_proto(t.snapshot_write)),
-        total: Some(duration_to_proto(t.total)),
-    }
-}
-
-/// A rejected row as the wire's; `operation` is `write` or `delete`.
-pub(crate) fn rejected_to_proto(r: &RejectedRow) -> pb::RejectedRow {
-    pb::RejectedRow {
-        key: r.key.clone(),
-        column: r.column.clone().unwrap_or_default(),
-        message: r.message.clone(),
-        operation: match r.operation {
-            RejectedOperation::Write => "write",
-            RejectedOperation::Delete => "delete",
-        }
-        .to_owned(),
-    }
 }
 
 /// A written snapshot as the pointer the control plane stores.
@@ -249,6 +172,7 @@ pub(crate) fn snapshot_pointer(s: &SnapshotRef) -> pb::SnapshotPointer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backflow_engine::Mapping;
 
     fn proto_sync() -> pb::Sync {
         pb::Sync {
@@ -448,31 +372,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("`source.type`"), "{e}");
-    }
-
-    #[test]
-    fn durations_round_trip_and_negative_ones_are_refused() {
-        let d = Duration::from_millis(1_500);
-        assert_eq!(duration_from_proto(Some(&duration_to_proto(d))), Some(d));
-        let negative = prost_types::Duration {
-            seconds: -1,
-            nanos: 0,
-        };
-        assert_eq!(duration_from_proto(Some(&negative)), None);
-        assert_eq!(duration_from_proto(None), None);
-    }
-
-    #[test]
-    fn rejected_rows_carry_their_operation_as_a_word() {
-        let row = RejectedRow {
-            key: "id=1".into(),
-            column: None,
-            message: "value too long".into(),
-            operation: RejectedOperation::Delete,
-        };
-        let p = rejected_to_proto(&row);
-        assert_eq!(p.operation, "delete");
-        assert_eq!(p.column, "");
-        assert_eq!(p.key, "id=1");
     }
 }

@@ -12,14 +12,15 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::runner::client::with_timeout;
 use crate::runner::convert::{
-    connection, counts_to_proto, duration_from_proto, previous_snapshot, resource_id, sync_spec,
-    time_from_proto,
+    connection, previous_snapshot, resource_id, sync_spec, time_from_proto,
 };
 use crate::runner::failure::{LeaseError, RunFailure};
 use crate::runner::leases::{HeldLease, Stop};
 use crate::runner::metrics::{BusySlot, RowMetrics};
 use crate::runner::report;
 use crate::runner::Ctx;
+use backflow_common::convert::run::counts_to_proto;
+use backflow_common::convert::time::duration_from_proto;
 use backflow_common::trace_context;
 use backflow_engine::{
     Engine, RunCounts, RunInput, RunResult, SnapshotRef, SnapshotStore, SyncSpec,
@@ -35,7 +36,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A lease turned into everything an engine run needs.
-struct Prepared {
+struct LeasedRun {
     /// The engine's run id: the run's id and the attempt, so that two attempts of one run
     /// never write the same snapshot file.
     run_id: String,
@@ -56,12 +57,15 @@ enum Outcome {
 
 /// Runs `lease` to its end and reports it; with `hand_back`, reports it at once as handed
 /// back (the worker began shutting down while the lease was on its way).
-pub(crate) async fn execute(ctx: &Ctx, lease: pb::Lease, hand_back: bool) {
+pub(crate) async fn handle_lease(ctx: &Ctx, lease: pb::Lease, hand_back: bool) {
     let Some(lease_ref) = lease.r#ref.clone() else {
         error!("the control plane granted a lease without a ref; ignoring it until it expires");
         return;
     };
-    let interval = duration_from_proto(lease.heartbeat_interval.as_ref())
+    let interval = lease
+        .heartbeat_interval
+        .as_ref()
+        .and_then(duration_from_proto)
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_HEARTBEAT)
         .max(MIN_HEARTBEAT);
@@ -99,22 +103,22 @@ pub(crate) async fn execute(ctx: &Ctx, lease: pb::Lease, hand_back: bool) {
             report::fail(ctx, &held, &RunFailure::shutdown(), &RunCounts::default()).await;
             return;
         }
-        let prepared = match prepare(&lease, held.lease()) {
-            Ok(prepared) => prepared,
+        let leased = match prepare_run(&lease, held.lease()) {
+            Ok(leased) => leased,
             Err(e) => {
                 warn!(run_id = %run_id, code = e.code(), error = %e, "the lease cannot be run");
                 report::fail(ctx, &held, &RunFailure::from(&e), &RunCounts::default()).await;
                 return;
             }
         };
-        run(ctx, &held, prepared).await;
+        run_leased(ctx, &held, leased).await;
     }
     .instrument(span)
     .await;
 }
 
 /// Converts the lease and builds the connectors and the snapshot store (no network I/O).
-fn prepare(lease: &pb::Lease, lease_ref: &pb::LeaseRef) -> Result<Prepared, LeaseError> {
+fn prepare_run(lease: &pb::Lease, lease_ref: &pb::LeaseRef) -> Result<LeasedRun, LeaseError> {
     let run_id = resource_id(&lease_ref.run, "runs", "ref.run")?;
     let spec = sync_spec(lease.sync.as_ref())?;
     let previous = previous_snapshot(lease.snapshot.as_ref())?;
@@ -126,7 +130,7 @@ fn prepare(lease: &pb::Lease, lease_ref: &pb::LeaseRef) -> Result<Prepared, Leas
         backflow_connectors::destination(&kind, &config).map_err(LeaseError::Destination)?;
     let engine = Engine::new(snapshots).with_systems(&source_kind, &kind);
     let rows = RowMetrics::new(&spec.name);
-    Ok(Prepared {
+    Ok(LeasedRun {
         run_id: format!("{run_id}-a{}", lease_ref.attempt),
         spec,
         source,
@@ -139,17 +143,17 @@ fn prepare(lease: &pb::Lease, lease_ref: &pb::LeaseRef) -> Result<Prepared, Leas
 }
 
 /// Runs the engine until it ends or the lease says stop, then reports.
-async fn run(ctx: &Ctx, held: &HeldLease, prepared: Prepared) {
+async fn run_leased(ctx: &Ctx, held: &HeldLease, leased: LeasedRun) {
     let (progress_tx, progress_rx) = watch::channel(RunCounts::default());
     let mut stop = held.subscribe();
     let outcome = {
-        let engine_run = prepared.engine.execute(RunInput {
-            run_id: &prepared.run_id,
-            spec: &prepared.spec,
-            source: prepared.source.as_ref(),
-            destination: prepared.destination.as_ref(),
-            previous: prepared.previous.as_ref(),
-            full_resync: prepared.full_resync,
+        let engine_run = leased.engine.run_in_current_span(RunInput {
+            run_id: &leased.run_id,
+            spec: &leased.spec,
+            source: leased.source.as_ref(),
+            destination: leased.destination.as_ref(),
+            previous: leased.previous.as_ref(),
+            full_resync: leased.full_resync,
             progress: Some(progress_tx),
         });
         tokio::select! {
@@ -158,11 +162,11 @@ async fn run(ctx: &Ctx, held: &HeldLease, prepared: Prepared) {
             biased;
             stop = wait_for_stop(&mut stop) => Outcome::Stopped(stop),
             result = engine_run => Outcome::Finished(Box::new(result)),
-            never = report_progress(ctx, held, progress_rx.clone(), &prepared.rows) => match never {},
+            never = report_progress(ctx, held, progress_rx.clone(), &leased.rows) => match never {},
         }
     };
     let counts = *progress_rx.borrow();
-    prepared.rows.advance(&counts);
+    leased.rows.advance(&counts);
     let run_id = &held.lease().run;
     match outcome {
         Outcome::Stopped(Stop::Lost) => {
@@ -191,8 +195,8 @@ async fn run(ctx: &Ctx, held: &HeldLease, prepared: Prepared) {
                 report::fail(ctx, held, &RunFailure::from(&e), &counts).await;
             }
             Ok(result) => {
-                let store = prepared.engine.snapshots();
-                let previous = prepared.previous.as_ref();
+                let store = leased.engine.snapshots();
+                let previous = leased.previous.as_ref();
                 if held.stop() == Stop::Lost {
                     // Nothing was reported, so nothing can have committed this snapshot.
                     warn!(run_id = %run_id, "lease lost as the run finished; discarding its result");

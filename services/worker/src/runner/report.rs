@@ -9,15 +9,14 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use backflow_common::convert::run::{counts_to_proto, rejected_to_proto, timings_to_proto};
 use backflow_proto::v1 as pb;
 use tonic::{Code, Status};
 use tracing::{debug, error, info, warn};
 
 use crate::runner::backoff::Backoff;
 use crate::runner::client::{is_transient, with_timeout};
-use crate::runner::convert::{
-    counts_to_proto, rejected_to_proto, snapshot_pointer, timings_to_proto,
-};
+use crate::runner::convert::snapshot_pointer;
 use crate::runner::failure::RunFailure;
 use crate::runner::leases::{HeldLease, Stop};
 use crate::runner::Ctx;

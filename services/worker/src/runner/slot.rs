@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backflow_common::convert::time::duration_to_proto;
 use backflow_proto::v1 as pb;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -11,8 +12,7 @@ use tracing::{debug, info, warn};
 
 use crate::runner::backoff::Backoff;
 use crate::runner::client::with_timeout;
-use crate::runner::convert::duration_to_proto;
-use crate::runner::execute::execute;
+use crate::runner::execute::handle_lease;
 use crate::runner::Ctx;
 
 /// Extra time a long poll may take beyond its `wait` before the worker gives up on it.
@@ -52,7 +52,7 @@ pub(crate) async fn slot_loop(ctx: Arc<Ctx>, slot: usize, mut stopping: watch::R
                 match answer.lease {
                     Some(lease) => {
                         let hand_back = *stopping.borrow();
-                        execute(&ctx, lease, hand_back).await;
+                        handle_lease(&ctx, lease, hand_back).await;
                         continue;
                     }
                     None => MIN_EMPTY_POLL.saturating_sub(started.elapsed()),

@@ -1,4 +1,5 @@
-//! Checks a sync definition against the query's schema and derives the destination schema.
+//! The column layout of a run: checks a sync definition against the query's schema and
+//! derives the destination schema and where the primary key sits in it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use crate::spec::SyncSpec;
 
 /// The column layout of a run, fixed once the source declared its schema.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct ColumnLayout {
     /// Canonical schema of the query result.
     pub source_schema: SchemaRef,
     /// The same columns under destination names; every field nullable so a NULL is a value,
@@ -33,7 +34,7 @@ fn list(schema: &Schema) -> String {
         .join(", ")
 }
 
-impl Plan {
+impl ColumnLayout {
     /// Validates `spec` against the source's declared schema.
     pub fn new(spec: &SyncSpec, declared: &Schema) -> Result<Self, EngineError> {
         let source_schema = canonical_schema(declared).map_err(EngineError::Source)?;
@@ -135,7 +136,8 @@ impl Plan {
                 ));
             }
         }
-        RecordBatch::try_new(self.destination_schema.clone(), columns)
-            .map_err(|e| EngineError::Internal(format!("batch does not fit the plan: {e}")))
+        RecordBatch::try_new(self.destination_schema.clone(), columns).map_err(|e| {
+            EngineError::Internal(format!("batch does not fit the column layout: {e}"))
+        })
     }
 }
