@@ -981,18 +981,7 @@ async fn incremental_body(env: &TestEnv) -> Result<()> {
     worker_a.kill9().await?;
 
     // The source changes: 10 rows updated, 5 deleted, 7 added.
-    sqlx::query("UPDATE src.t SET name = name || '-changed' WHERE id BETWEEN 101 AND 110")
-        .execute(&data)
-        .await?;
-    sqlx::query("DELETE FROM src.t WHERE id BETWEEN 201 AND 205")
-        .execute(&data)
-        .await?;
-    sqlx::query(
-        "INSERT INTO src.t (id, name, score, active, updated_at) \
-         SELECT g, 'new-' || g, g / 4.0, true, now() FROM generate_series(100001, 100007) g",
-    )
-    .execute(&data)
-    .await?;
+    let expected = change_ten_five_seven(&data, ROWS as u64).await?;
 
     // Worker B diffs against worker A's snapshot: only the changes are applied.
     let _worker_b = start_worker(env, "worker-b", &addr, 1, &[])?;
@@ -1000,17 +989,6 @@ async fn incremental_body(env: &TestEnv) -> Result<()> {
     let runs = wait_final(&api, std::slice::from_ref(&second), Duration::from_secs(40)).await?;
     ensure_succeeded(&runs)?;
     let c = runs[0].counts.unwrap_or_default();
-    let expected = v1::RunCounts {
-        read: ROWS as u64 - 5 + 7,
-        added: 7,
-        changed: 10,
-        unchanged: ROWS as u64 - 10 - 5,
-        removed: 5,
-        written: 17,
-        deleted: 5,
-        failed: 0,
-        skipped: 0,
-    };
     ensure!(
         c == expected,
         "the second run on another worker should apply only the changes:\n  got      {c:?}\n  \

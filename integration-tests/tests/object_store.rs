@@ -7,14 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _, Result};
 use backflow_proto::v1;
 use common::*;
-use tokio::process::{Child, Command};
 
 /// The S3 test server and the `AWS_*` environment every process gets.
 struct S3 {
@@ -100,100 +98,23 @@ impl S3 {
     }
 }
 
-/// A `backflow worker` started in a working directory of its own (the shared helpers start
-/// every process in the test directory), killed when dropped.
-struct Worker {
-    name: String,
-    log: PathBuf,
-    child: Child,
-}
-
-impl Worker {
-    /// Starts a worker in `cwd` (created empty if missing) with only `envs` added to a
-    /// clean environment: no `BACKFLOW_*` and no `AWS_*` of the test runner's.
-    fn start(
-        env: &TestEnv,
-        name: &str,
-        cwd: &Path,
-        addr: &str,
-        envs: &[(&str, &str)],
-    ) -> Result<Worker> {
-        std::fs::create_dir_all(cwd)?;
-        let mut n = 0;
-        let log = loop {
-            let candidate = env.path().join(format!("{name}.{n}.log"));
-            if !candidate.exists() {
-                break candidate;
-            }
-            n += 1;
-        };
-        let file = std::fs::File::create(&log)?;
-        let mut command = Command::new(backflow_bin()?);
-        command
-            .args([
-                "worker",
-                "--server",
-                &format!("http://{addr}"),
-                "--concurrency",
-                "1",
-            ])
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file))
-            .kill_on_drop(true)
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info");
-        for (key, _) in std::env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if key_text.starts_with("BACKFLOW_") || key_text.starts_with("AWS_") {
-                command.env_remove(&key);
-            }
-        }
-        command.env("BACKFLOW__WORKER__ADMIN_LISTEN", "127.0.0.1:0");
-        for (key, value) in envs {
-            command.env(key, value);
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting worker {name}"))?;
-        Ok(Worker {
-            name: name.to_owned(),
-            log,
-            child,
-        })
-    }
-
-    /// SIGTERM, then waits for a clean exit: the worker has nothing running.
-    async fn stop(mut self) -> Result<()> {
-        let pid = self.child.id().context("the worker has already exited")?;
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await?;
-        ensure!(status.success(), "kill -TERM {pid} failed");
-        let exit = tokio::time::timeout(Duration::from_secs(40), self.child.wait())
-            .await
-            .with_context(|| format!("{} did not stop within 40 s", self.name))??;
-        ensure!(
-            exit.success(),
-            "{} exited with {exit}:\n{}",
-            self.name,
-            tail(&self.log, 30)
-        );
-        Ok(())
-    }
-
-    fn ensure_running(&mut self) -> Result<()> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            bail!(
-                "{} exited early ({status}):\n{}",
-                self.name,
-                tail(&self.log, 30)
-            );
-        }
-        Ok(())
-    }
+/// Starts `backflow worker` in a working directory of its own with only `envs` (the object
+/// store's settings) on top of a clean environment.
+fn start_worker_in(
+    env: &TestEnv,
+    name: &str,
+    cwd: &Path,
+    addr: &str,
+    envs: &[(&str, &str)],
+) -> Result<Proc> {
+    let server = format!("http://{addr}");
+    Proc::spawn_in(
+        env,
+        name,
+        cwd,
+        &["worker", "--server", &server, "--concurrency", "1"],
+        envs,
+    )
 }
 
 /// Fails unless `dir` is empty: the worker kept no state of its own.
@@ -211,7 +132,7 @@ fn ensure_empty(dir: &Path) -> Result<()> {
 }
 
 /// Triggers the sync on `worker` and returns its run once final and succeeded.
-async fn run_on(api: &Api, worker: &mut Worker) -> Result<v1::Run> {
+async fn run_on(api: &Api, worker: &mut Proc) -> Result<v1::Run> {
     let name = api.trigger_new("orders").await?;
     let runs = wait_final(api, std::slice::from_ref(&name), Duration::from_secs(40))
         .await
@@ -269,7 +190,7 @@ async fn alternate_body(env: &TestEnv) -> Result<()> {
     // Run 1 on worker A: every row.
     let cwd_a = env.path().join("worker-a-cwd");
     let cwd_b = env.path().join("worker-b-cwd");
-    let mut a = Worker::start(env, "worker-a", &cwd_a, &addr, &s3.env())?;
+    let mut a = start_worker_in(env, "worker-a", &cwd_a, &addr, &s3.env())?;
     let first = run_on(&api, &mut a).await?;
     ensure_first_run_counts(&first, ROWS)?;
     ensure_same_rows(&data, "src.t", "dst.t").await?;
@@ -281,33 +202,11 @@ async fn alternate_body(env: &TestEnv) -> Result<()> {
     );
 
     // The source changes: 10 rows updated, 5 deleted, 7 added.
-    sqlx::query("UPDATE src.t SET name = name || '-changed' WHERE id BETWEEN 101 AND 110")
-        .execute(&data)
-        .await?;
-    sqlx::query("DELETE FROM src.t WHERE id BETWEEN 201 AND 205")
-        .execute(&data)
-        .await?;
-    sqlx::query(
-        "INSERT INTO src.t (id, name, score, active, updated_at) \
-         SELECT g, 'new-' || g, g / 4.0, true, now() FROM generate_series(100001, 100007) g",
-    )
-    .execute(&data)
-    .await?;
+    let expected = change_ten_five_seven(&data, ROWS).await?;
 
     // Run 2 on worker B, a fresh machine: it diffs against A's snapshot from the bucket.
-    let mut b = Worker::start(env, "worker-b", &cwd_b, &addr, &s3.env())?;
+    let mut b = start_worker_in(env, "worker-b", &cwd_b, &addr, &s3.env())?;
     let second = run_on(&api, &mut b).await?;
-    let expected = v1::RunCounts {
-        read: ROWS - 5 + 7,
-        added: 7,
-        changed: 10,
-        unchanged: ROWS - 10 - 5,
-        removed: 5,
-        written: 17,
-        deleted: 5,
-        failed: 0,
-        skipped: 0,
-    };
     let got = second.counts.unwrap_or_default();
     ensure!(
         got == expected,
@@ -327,7 +226,7 @@ async fn alternate_body(env: &TestEnv) -> Result<()> {
     )
     .execute(&data)
     .await?;
-    let mut a = Worker::start(env, "worker-a", &cwd_a, &addr, &s3.env())?;
+    let mut a = start_worker_in(env, "worker-a", &cwd_a, &addr, &s3.env())?;
     let third = run_on(&api, &mut a).await?;
     let rows = ROWS - 5 + 7 + 2;
     let expected = v1::RunCounts {

@@ -398,6 +398,19 @@ impl Proc {
     /// Starts `backflow ARGS` in the test directory with `envs` added to a clean `BACKFLOW*`
     /// environment.
     pub fn spawn(env: &TestEnv, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<Proc> {
+        Self::spawn_in(env, name, env.path(), args, envs)
+    }
+
+    /// Like [`Proc::spawn`], in the working directory `cwd` (created if missing): the tests of
+    /// stateless workers give each its own directory and check it stays empty.
+    pub fn spawn_in(
+        env: &TestEnv,
+        name: &str,
+        cwd: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Proc> {
+        std::fs::create_dir_all(cwd)?;
         let bin = backflow_bin()?;
         let mut n = 0;
         let log = loop {
@@ -415,16 +428,18 @@ impl Proc {
         let mut command = Command::new(&bin);
         command
             .args(args)
-            .current_dir(env.path())
+            .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .kill_on_drop(true)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info");
-        // The runner's own settings must not leak into the processes under test.
+        // The runner's own settings and cloud credentials must not leak into the processes
+        // under test; a test that wants object storage passes its own.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("BACKFLOW_") {
+            let key_text = key.to_string_lossy();
+            if key_text.starts_with("BACKFLOW_") || key_text.starts_with("AWS_") {
                 command.env_remove(&key);
             }
         }
@@ -485,6 +500,19 @@ impl Proc {
             .await
             .context("running kill -TERM")?;
         ensure!(status.success(), "kill -TERM {} failed: {status}", self.pid);
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for a clean exit: the process had nothing left to do.
+    pub async fn stop(&mut self) -> Result<()> {
+        self.sigterm().await?;
+        let exit = self.wait_exit(Duration::from_secs(40)).await?;
+        ensure!(
+            exit.success(),
+            "{} exited with {exit}:\n{}",
+            self.name,
+            tail(&self.log, 30)
+        );
         Ok(())
     }
 
@@ -1056,6 +1084,35 @@ pub fn ensure_first_run_counts(run: &v1::Run, rows: u64) -> Result<()> {
         run.name
     );
     Ok(())
+}
+
+/// Changes `src.t` (made by `seed_source` with `rows` rows) by 10 updated, 5 deleted and 7
+/// added rows, and returns the counts of the incremental run that must follow: the tests of
+/// moving snapshots between workers all check that such a run applies exactly these changes.
+pub async fn change_ten_five_seven(data: &PgPool, rows: u64) -> Result<v1::RunCounts> {
+    sqlx::query("UPDATE src.t SET name = name || '-changed' WHERE id BETWEEN 101 AND 110")
+        .execute(data)
+        .await?;
+    sqlx::query("DELETE FROM src.t WHERE id BETWEEN 201 AND 205")
+        .execute(data)
+        .await?;
+    sqlx::query(
+        "INSERT INTO src.t (id, name, score, active, updated_at) \
+         SELECT g, 'new-' || g, g / 4.0, true, now() FROM generate_series(100001, 100007) g",
+    )
+    .execute(data)
+    .await?;
+    Ok(v1::RunCounts {
+        read: rows - 5 + 7,
+        added: 7,
+        changed: 10,
+        unchanged: rows - 10 - 5,
+        removed: 5,
+        written: 17,
+        deleted: 5,
+        failed: 0,
+        skipped: 0,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

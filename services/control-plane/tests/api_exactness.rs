@@ -9,6 +9,9 @@
 //! - a password written inside a connection URL is never returned, a masked config written
 //!   back keeps it, and the worker still gets it through its lease (a real run succeeds).
 
+mod common;
+
+use common::{wait_run_ended, with_database};
 use std::time::Duration;
 
 use anyhow::{ensure, Context as _, Result};
@@ -18,7 +21,6 @@ use backflow_control_plane::store::Store;
 use backflow_proto::json::{struct_from_json, struct_to_json};
 use backflow_proto::v1;
 use backflow_proto::v1::connection_service_client::ConnectionServiceClient;
-use backflow_proto::v1::run_service_client::RunServiceClient;
 use backflow_proto::v1::sync_service_client::SyncServiceClient;
 use backflow_worker::runner::{run_worker, WorkerConfig};
 use sqlx::{Connection as _, Executor as _};
@@ -86,20 +88,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    format!("{base}/{database}{query}")
 }
 
 /// The password of `scheme://user:password@host/…`, empty when there is none.
@@ -604,26 +592,7 @@ async fn url_passwords_are_masked_in_responses_but_reach_the_worker() -> Result<
         .into_inner()
         .run
         .context("no run")?;
-    let mut runs = RunServiceClient::new(channel.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let finished = loop {
-        let current = runs
-            .get_run(v1::GetRunRequest {
-                name: run.name.clone(),
-            })
-            .await?
-            .into_inner()
-            .run
-            .context("no run")?;
-        if current.end_time.is_some() {
-            break current;
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the run did not finish: {current:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let finished = wait_run_ended(channel.clone(), &run.name, Duration::from_secs(60)).await?;
     stop.cancel();
     worker.await??;
     ensure!(

@@ -4,6 +4,9 @@
 //! its stages, and the control plane's answer to the commit — each with the right parent.
 //! SQLite source and destination: no server needed.
 
+mod common;
+
+use common::wait_run_ended;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +17,6 @@ use backflow_control_plane::auth::AuthConfig;
 use backflow_control_plane::store::Store;
 use backflow_proto::v1;
 use backflow_proto::v1::connection_service_client::ConnectionServiceClient;
-use backflow_proto::v1::run_service_client::RunServiceClient;
 use backflow_proto::v1::sync_service_client::SyncServiceClient;
 use backflow_worker::runner::{run_worker, WorkerConfig};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -222,26 +224,11 @@ async fn a_run_is_one_trace_from_caller_to_commit() -> Result<()> {
     drop(caller);
     ensure!(!run.trace_id.is_empty(), "the queued run has no trace id");
 
-    let mut runs = RunServiceClient::new(channel);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let current = runs
-            .get_run(v1::GetRunRequest {
-                name: run.name.clone(),
-            })
-            .await?
-            .into_inner()
-            .run
-            .context("no run")?;
-        if current.state() == v1::RunState::Succeeded {
-            break;
-        }
-        ensure!(
-            current.end_time.is_none() && tokio::time::Instant::now() < deadline,
-            "the run did not succeed: {current:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ended = wait_run_ended(channel, &run.name, Duration::from_secs(60)).await?;
+    ensure!(
+        ended.state() == v1::RunState::Succeeded,
+        "the run did not succeed: {ended:?}"
+    );
 
     // Every span ends by the time CompleteRun answered; the batch processor sends them within
     // its 100 ms delay.

@@ -2,6 +2,9 @@
 //! PostgreSQL (a fresh database per test on the server of `scripts/services.sh start`), so both
 //! backends are held to the same behaviour.
 
+mod common;
+
+use common::with_database;
 use std::collections::HashSet;
 
 use backflow_control_plane::model::{
@@ -72,20 +75,6 @@ async fn sqlite() -> Fixture {
 }
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://backflow:backflow@127.0.0.1:55432/backflow";
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    format!("{base}/{database}{query}")
-}
 
 async fn postgres() -> Fixture {
     use sqlx::{Connection, Executor};
