@@ -3,20 +3,61 @@
 # (format, lints) and every test against the real servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
+# Each phase is announced with the seconds since the start, so a slow run shows where its time went.
+phase() { printf '== [%5ds] %s\n' "$SECONDS" "$*"; }
+
+phase "cargo fmt --check"
+cargo fmt --all -- --check
+
+# On a fresh machine the Rust build and the tool installs (Go-built test servers, helm,
+# the clients' toolchains) each take many minutes and have long single-threaded stretches,
+# so they overlap: the lints and the test build run in the background meanwhile.
+build_log=$(mktemp)
+build=
+trap '[ -n "$build" ] && pkill -P "$build" 2>/dev/null; rm -f "$build_log"' EXIT
+(
+  phase "clippy (background)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+  phase "test build (background)"
+  cargo test --workspace --locked --no-run
+  phase "lints and test build done (background)"
+) >"$build_log" 2>&1 &
+build=$!
+
+phase "test services"
 scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
 # The API contract: buf's lint rules on backflow.v1.
+phase "buf lint"
 "${BACKFLOW_TOOLS_DIR:-/var/tmp/backflow-tools}/node_modules/.bin/buf" lint proto
 
 # The deployment files: the Helm chart rendered and validated offline, compose and Dockerfile parsed.
+phase "deploy checks"
 scripts/test-deploy.sh
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# The clients' toolchains (Python venv, Go plugins, npm packages), used after the Rust tests.
+phase "client toolchains"
+ROOT=$(pwd)
+# shellcheck source=scripts/client-tools.sh
+. scripts/client-tools.sh
+install_client_tools
+
+phase "waiting for the lints and the test build"
+if ! wait "$build"; then
+  cat "$build_log"
+  echo "the lints or the test build failed" >&2
+  exit 1
+fi
+grep -E '^(== |warning|error)' "$build_log" || true
+
+phase "cargo test"
 cargo test --workspace --locked
 
 # The generated clients (Python, Go, TypeScript) against the binary the workspace tests just
 # built: stubs current, buf breaking against the previous commit, each client's own tests.
+phase "client tests"
 BACKFLOW_BIN="${CARGO_TARGET_DIR:-target}/debug/backflow" scripts/test-clients.sh
+phase "done"

@@ -19,7 +19,7 @@
 
 ferretdb_version=v1.24.2
 ferretdb_port=${BACKFLOW_FERRETDB_PORT:-57017}
-ferretdb_tools=/var/tmp/backflow-tools
+ferretdb_tools=${BACKFLOW_TOOLS_DIR:-/var/tmp/backflow-tools}
 ferretdb_bin="$ferretdb_tools/bin/ferretdb"
 ferretdb_pg_port=${BACKFLOW_PG_PORT:-55432}
 

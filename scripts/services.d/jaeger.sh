@@ -3,7 +3,7 @@
 # Sourced by scripts/services.sh; defines start_jaeger, stop_jaeger, env_jaeger.
 
 jaeger_version=v1.76.0   # the module tag that ships the Jaeger v2 binary
-jaeger_bin=/var/tmp/backflow-tools/bin/jaeger
+jaeger_bin=${BACKFLOW_TOOLS_DIR:-/var/tmp/backflow-tools}/bin/jaeger
 jaeger_otlp_port=${BACKFLOW_JAEGER_OTLP_PORT:-4317}
 jaeger_query_port=${BACKFLOW_JAEGER_QUERY_PORT:-16686}
 jaeger_grpc_query_port=${BACKFLOW_JAEGER_GRPC_QUERY_PORT:-16685}
