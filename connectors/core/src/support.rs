@@ -4,6 +4,8 @@
 
 pub mod bisection;
 pub mod sql_source;
+pub mod unique_key;
 
 pub use bisection::{AttemptError, Bisected, Bisection};
 pub use sql_source::{normalize_query, reader_stream, ReaderMessage};
+pub use unique_key::has_unique_key;

@@ -1,6 +1,7 @@
 //! The checks `check` and `open` run on an existing destination table, one promise each, so
 //! a sync that cannot write fails before its first batch with an error naming the cause.
 
+use backflow_connector_core::support::has_unique_key;
 use backflow_connector_core::{ConnectorError, ErrorKind, WriteMode};
 use sqlx::postgres::PgConnection;
 
@@ -65,14 +66,7 @@ pub(crate) fn check_key_is_unique(
     primary_key: &[String],
     table: &Table,
 ) -> Result<(), ConnectorError> {
-    let mut wanted: Vec<&str> = primary_key.iter().map(String::as_str).collect();
-    wanted.sort_unstable();
-    let backed = table.unique_keys.iter().any(|key| {
-        let mut k: Vec<&str> = key.iter().map(String::as_str).collect();
-        k.sort_unstable();
-        k == wanted
-    });
-    if backed {
+    if has_unique_key(primary_key, &table.unique_keys) {
         return Ok(());
     }
     let quoted: Vec<String> = primary_key.iter().map(|k| quote(k)).collect();
