@@ -71,6 +71,7 @@ pub(crate) async fn prepare_diff(
         .map_err(EngineError::Source)?;
     let layout = ColumnLayout::new(spec, &stream.schema())?;
 
+    let committed = previous;
     let (previous, key_types_match) = match previous {
         Some(r) => {
             let snapshot = snapshots.load(r).await?;
@@ -94,7 +95,9 @@ pub(crate) async fn prepare_diff(
         );
         Snapshot::empty(layout.key_fields.clone())
     };
-    let recovered = snapshots.recover_journal(spec, &layout.key_fields).await?;
+    let recovered = snapshots
+        .recover_journal(spec, &layout.key_fields, committed)
+        .await?;
     if !recovered.keys.is_empty() {
         info!(
             sync = %spec.name,

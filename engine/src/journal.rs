@@ -46,7 +46,9 @@ use tracing::warn;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::EngineError;
-use crate::snapshot::{key_schema_from_json, key_schema_to_json, path_safe, same_key_types};
+use crate::snapshot::{
+    key_schema_from_json, key_schema_to_json, path_safe, same_key_types, SnapshotRef,
+};
 use crate::spec::SyncSpec;
 use crate::store::SnapshotStore;
 
@@ -218,12 +220,27 @@ impl JournalWriter {
 impl SnapshotStore {
     /// Reads every journal segment of `spec`'s sync: the keys of the segments written for the
     /// same target and key encoding, sorted and deduplicated, and the paths of all of them.
+    ///
+    /// Segments of the attempt that wrote `committed` (the sync's committed snapshot) are not
+    /// applied, only listed for clearing: that attempt finished every write before its snapshot
+    /// was committed, so the snapshot already says what they wrote. They are still there when
+    /// its process died between the commit and clearing its journal; applying them would
+    /// resend every row it wrote, exact but needless.
     pub(crate) async fn recover_journal(
         &self,
         spec: &SyncSpec,
         key_fields: &[Field],
+        committed: Option<&SnapshotRef>,
     ) -> Result<Recovered, EngineError> {
         let prefix = journal_prefix(&spec.name);
+        // `syncs/<sync>/<attempt>.parquet` was written by the attempt whose segments are
+        // under `syncs/<sync>/journal/<attempt>/`.
+        let committed_attempt = committed.and_then(|r| {
+            Path::from(r.path.as_str())
+                .filename()
+                .and_then(|name| name.strip_suffix(".parquet"))
+                .map(str::to_owned)
+        });
         let objects: Vec<_> = self
             .store
             .list(Some(&prefix))
@@ -238,6 +255,12 @@ impl SnapshotStore {
                 continue;
             }
             let path = object.location;
+            let parts: Vec<_> = path.parts().collect();
+            let attempt = parts.len().checked_sub(2).map(|i| parts[i].as_ref());
+            if committed_attempt.is_some() && attempt == committed_attempt.as_deref() {
+                recovered.paths.push(path.to_string());
+                continue;
+            }
             let unreadable = |e: object_store::Error| {
                 EngineError::Snapshot(format!("cannot read journal {path}: {e}"))
             };
@@ -356,7 +379,10 @@ mod tests {
         assert_eq!(written.len(), 2);
         assert_eq!((stats.segments, stats.keys), (2, 4));
 
-        let recovered = store.recover_journal(&spec("t"), &keys).await.unwrap();
+        let recovered = store
+            .recover_journal(&spec("t"), &keys, None)
+            .await
+            .unwrap();
         assert_eq!(
             recovered.keys,
             vec![b"".to_vec(), b"\x01k1".to_vec(), b"\x01k2".to_vec()]
@@ -364,19 +390,64 @@ mod tests {
         assert_eq!(recovered.paths, written);
 
         // Another object, or another key type: read (so it is cleared), never applied.
-        let other = store.recover_journal(&spec("u"), &keys).await.unwrap();
+        let other = store
+            .recover_journal(&spec("u"), &keys, None)
+            .await
+            .unwrap();
         assert!(other.keys.is_empty());
         assert_eq!(other.paths.len(), 2);
         let text_keys = vec![Field::new("id", DataType::Utf8, false)];
-        let other = store.recover_journal(&spec("t"), &text_keys).await.unwrap();
+        let other = store
+            .recover_journal(&spec("t"), &text_keys, None)
+            .await
+            .unwrap();
         assert!(other.keys.is_empty());
 
         store
             .clear_journal(&JournalCleanup { paths: written })
             .await
             .unwrap();
-        let after = store.recover_journal(&spec("t"), &keys).await.unwrap();
+        let after = store
+            .recover_journal(&spec("t"), &keys, None)
+            .await
+            .unwrap();
         assert!(after.keys.is_empty() && after.paths.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_committed_attempts_segments_are_cleared_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::local(dir.path()).unwrap();
+        let keys = vec![Field::new("id", DataType::Int64, false)];
+        // Attempt 1 died after writing k1; attempt 2 wrote k2 and committed its snapshot, but
+        // its process died before clearing the journal.
+        for (attempt, key) in [("run-1-a1", b"\x01k1"), ("run-1-a2", b"\x01k2")] {
+            let mut writer = JournalWriter::new(store.clone(), &spec("t"), attempt, &keys);
+            let mut segment = writer.segment();
+            segment.push(key);
+            writer.write(segment).await.unwrap();
+        }
+        let committed = SnapshotRef {
+            path: "syncs/t/run-1-a2.parquet".into(),
+            rows: 2,
+        };
+        let recovered = store
+            .recover_journal(&spec("t"), &keys, Some(&committed))
+            .await
+            .unwrap();
+        // Attempt 1's key stays unknown (a zombie of it may have written after attempt 2
+        // listed the journal); attempt 2's is in its snapshot already.
+        assert_eq!(recovered.keys, vec![b"\x01k1".to_vec()]);
+        assert_eq!(
+            recovered.paths.len(),
+            2,
+            "both are cleared at the next commit"
+        );
+        let uncommitted = store
+            .recover_journal(&spec("t"), &keys, None)
+            .await
+            .unwrap();
+        assert_eq!(uncommitted.keys.len(), 2);
     }
 
     #[test]

@@ -324,3 +324,33 @@ async fn a_clean_run_leaves_no_journal_behind() {
         "an unchanged run journaled writes"
     );
 }
+
+#[tokio::test]
+async fn a_journal_left_behind_by_a_committed_run_costs_the_next_run_nothing() {
+    let pool = pg().await;
+    let (src, query) = source(&pool, 2000).await;
+    let dst = unique("dst");
+    let mut h = pg_sync("journal_committed", &query, &["id"], &dst, SyncMode::Mirror);
+    // The first run commits, and its process dies before clearing its journal.
+    let first = h.commit_without_clearing(false).await.unwrap();
+    assert_eq!(first.counts.written, 2000);
+    exec(
+        &pool,
+        &format!("UPDATE {src} SET payload = 'v2', touched = 1 WHERE id IN (5, 6, 7)"),
+    )
+    .await;
+    let r = h.ok().await;
+    // The snapshot already holds what that run wrote: only the three changed rows move.
+    assert_eq!(r.journal_stats.recovered_keys, 0, "{:?}", r.journal_stats);
+    assert_eq!(
+        (r.counts.changed, r.counts.written),
+        (3, 3),
+        "{:?}",
+        r.counts
+    );
+    // Its segments are cleared with this commit.
+    for path in &first.journal.paths {
+        assert!(r.journal.paths.contains(path), "{path} is not cleared");
+    }
+    assert_eq!(same(&pool, &dst, &src).await, 0);
+}

@@ -141,6 +141,22 @@ impl Harness {
 
     /// Runs with `full_resync` and commits on success.
     pub async fn run_with(&mut self, full_resync: bool) -> Result<RunResult, EngineError> {
+        let result = self.commit_without_clearing(full_resync).await?;
+        // Committed: the journaled keys are accounted for, as after a real CompleteRun.
+        self.engine
+            .snapshots()
+            .clear_journal(&result.journal)
+            .await
+            .expect("clearing the journal");
+        Ok(result)
+    }
+
+    /// Runs and commits on success, but leaves the journal in place: a worker that died
+    /// between CompleteRun's answer and clearing its journal.
+    pub async fn commit_without_clearing(
+        &mut self,
+        full_resync: bool,
+    ) -> Result<RunResult, EngineError> {
         self.runs += 1;
         let run_id = format!("run-{}", self.runs);
         let result = self
@@ -156,12 +172,6 @@ impl Harness {
             })
             .await?;
         self.committed = Some(result.snapshot.clone());
-        // Committed: the journaled keys are accounted for, as after a real CompleteRun.
-        self.engine
-            .snapshots()
-            .clear_journal(&result.journal)
-            .await
-            .expect("clearing the journal");
         Ok(result)
     }
 
