@@ -16,7 +16,13 @@ cargo fmt --all -- --check
 # so they overlap: the lints and the test build run in the background meanwhile.
 build_log=$(mktemp)
 build=
-trap '[ -n "$build" ] && pkill -P "$build" 2>/dev/null; rm -f "$build_log"' EXIT
+# On an early exit the background build is stopped too. Every command here must succeed
+# (errexit applies inside the trap, and its status would become the script's).
+stop_build() {
+  if [ -n "$build" ]; then pkill -P "$build" 2>/dev/null || true; fi
+  rm -f "$build_log"
+}
+trap stop_build EXIT
 (
   phase "clippy (background)"
   cargo clippy --workspace --all-targets --locked -- -D warnings
