@@ -3,9 +3,9 @@
 //! connector promises, not how the shipped ones happen to keep those promises.
 
 pub mod bisection;
+pub mod existing_table;
 pub mod sql_source;
-pub mod unique_key;
 
 pub use bisection::{AttemptError, Bisected, Bisection};
+pub use existing_table::{check_required_columns_written, has_unique_key};
 pub use sql_source::{normalize_query, reader_stream, ReaderMessage};
-pub use unique_key::has_unique_key;

@@ -1,7 +1,7 @@
 //! The checks `check` and `open` run on an existing destination table, one promise each, so
 //! a sync that cannot write fails before its first batch with an error naming the cause.
 
-use backflow_connector_core::support::has_unique_key;
+use backflow_connector_core::support::{check_required_columns_written, has_unique_key};
 use backflow_connector_core::{CanonicalType, ConnectorError, ErrorKind, WriteMode};
 use sqlx::mysql::MySqlConnection;
 use sqlx::Executor;
@@ -50,21 +50,14 @@ pub(crate) fn check_unwritten_columns_optional(
     columns: &[(String, CanonicalType)],
     table: &Table,
 ) -> Result<(), ConnectorError> {
-    for col in &table.columns {
-        let written = columns.iter().any(|(c, _)| *c == col.name);
-        if col.not_null && !col.has_default && !col.generated && !written {
-            return Err(ConnectorError::schema(
-                &col.name,
-                format!(
-                    "column `{}` of {} is NOT NULL without a default and the sync does not \
-                     write it, so every insert would fail",
-                    col.name,
-                    table.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
+    let required = table
+        .columns
+        .iter()
+        .filter(|col| col.not_null && !col.has_default && !col.generated)
+        .map(|col| col.name.as_str());
+    check_required_columns_written(&table.display(), required, |name| {
+        columns.iter().any(|(c, _)| c == name)
+    })
 }
 
 /// Some unique index has exactly the primary key's columns (in any order), which
