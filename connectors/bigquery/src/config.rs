@@ -6,6 +6,7 @@
 use std::fmt;
 
 use backflow_connector_core::{config, quoted, secret, ConnectorError};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Google's BigQuery REST endpoint.
@@ -18,12 +19,10 @@ const DEFAULT_READ_STREAMS: usize = 4;
 const MAX_READ_STREAMS: usize = 64;
 
 /// The raw, user-written config of a BigQuery connection.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BigQueryConfig {
-    /// The project jobs run (and are billed) in (required; defaulted only so its absence names
-    /// the field).
-    #[serde(default)]
+    /// The project jobs run (and are billed) in.
     project: String,
     /// Where jobs run (`US`, `EU`, `europe-west1`, …); BigQuery infers it from the tables a
     /// query reads when absent.
@@ -34,15 +33,19 @@ pub(crate) struct BigQueryConfig {
     dataset: Option<String>,
     /// A reference to the service-account JSON key: `${file:/path/key.json}` or `${env:NAME}`.
     #[serde(default)]
+    #[schemars(extend("writeOnly" = true))]
     credentials: Option<String>,
     /// Base URL of the REST API (an emulator, or a private endpoint).
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_API_ENDPOINT))]
     api_endpoint: Option<String>,
     /// Base URL of the Storage Read API (gRPC).
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_STORAGE_ENDPOINT))]
     storage_endpoint: Option<String>,
     /// How many Storage Read streams one read reads at once (1..=64, default 4).
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_READ_STREAMS))]
     max_read_streams: Option<usize>,
 }
 

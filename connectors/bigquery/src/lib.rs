@@ -86,6 +86,7 @@
 
 mod auth;
 mod config;
+mod connector;
 mod convert;
 mod error;
 mod job;
@@ -100,6 +101,7 @@ mod values;
 
 use backflow_connector_core::ConnectorError;
 
+pub use connector::BigQueryConnector;
 pub use source::BigQuerySource;
 
 /// Checks a source connection's raw config without any I/O, so a typo fails when the

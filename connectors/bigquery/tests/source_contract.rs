@@ -112,6 +112,10 @@ impl SourceHarness for BigQueryHarness {
         "bigquery"
     }
 
+    fn connector(&self) -> &'static dyn backflow_connector_core::Connector {
+        &backflow_bigquery::BigQueryConnector
+    }
+
     fn capabilities(&self) -> SourceCapabilities {
         SourceCapabilities {
             large_result_rows: MIN_LARGE_RESULT_ROWS,

@@ -1,7 +1,8 @@
 //! Connection config: the PostgreSQL connector's fields plus CockroachDB's write tuning.
 
 use backflow_connector_core::{config, ConnectorError};
-use backflow_postgres::shared::PostgresConfig;
+use backflow_postgres::shared::{PostgresConfig, DEFAULT_CONNECT_TIMEOUT_SECS};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Rows per statement when the config does not say: CockroachDB recommends batches of a few
@@ -11,17 +12,26 @@ const DEFAULT_BATCH_ROWS: usize = 500;
 const DEFAULT_MAX_RETRIES: u32 = 8;
 
 /// The raw, user-written config of a CockroachDB connection.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Raw {
+pub(crate) struct Raw {
+    /// `postgresql://user[:password]@host[:port]/database[?sslmode=…]`; may hold references.
     url: String,
+    /// Overrides the URL's password; a reference (`${env:CRDB_PASSWORD}`) or a literal.
     #[serde(default)]
     password: Option<String>,
+    /// Seconds to wait for the server before failing with a retryable connectivity error.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_CONNECT_TIMEOUT_SECS))]
     connect_timeout_secs: Option<u64>,
+    /// Most rows one statement (one implicit transaction) carries: 1 to 10000, default 500.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_BATCH_ROWS))]
     batch_rows: Option<usize>,
+    /// Retries of a statement refused with a serialization conflict (40001): at most 100,
+    /// default 8.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_MAX_RETRIES))]
     max_retries: Option<u32>,
 }
 

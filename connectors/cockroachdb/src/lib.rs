@@ -47,11 +47,13 @@
 //! (`pg_catalog`, privilege functions) that `check` relies on are therefore untested.
 
 mod config;
+mod connector;
 mod destination;
 mod text;
 
 use backflow_connector_core::{ConnectorError, NameError};
 
+pub use connector::CockroachConnector;
 pub use destination::{CockroachDestination, CockroachWriter, WriteStats};
 
 /// Checks a sync's destination names without I/O: `table` or `schema.table` and every

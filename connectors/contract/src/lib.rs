@@ -73,7 +73,7 @@
 //! - Columns the sync does not write keep their values (a sync may map fewer columns than
 //!   the object has; other writers own the rest).
 //! - `delete` of a missing key is not a failure; it is reported as skipped when the database
-//!   can tell ([`Capabilities::delete_reports_missing_keys`]).
+//!   can tell ([`Harness::delete_reports_missing_keys`]).
 //! - A batch whose Arrow types do not match the target schema is an `Err`, never a panic.
 //! - A writer dropped without `close`, even while a `write` is in flight, leaves nothing
 //!   behind that blocks or corrupts the next run.
@@ -90,7 +90,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use backflow_connector_core::{Destination, WriteTarget};
+pub use backflow_connector_core::TimestampPrecision;
+use backflow_connector_core::{Connector, Destination, WriteTarget};
 
 pub use source::server_url;
 pub use values::{hex, unique_name};
@@ -104,47 +105,6 @@ pub type HarnessError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Result of a harness operation.
 pub type HarnessResult<T> = Result<T, HarnessError>;
-
-/// How precisely a destination stores timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimestampPrecision {
-    /// Microseconds, Arrow's canonical unit (PostgreSQL, MySQL `DATETIME(6)`, Firestore).
-    Microseconds,
-    /// Milliseconds (BSON dates): the suite expects sub-millisecond digits truncated (floor).
-    Milliseconds,
-}
-
-/// What a destination can and cannot do, so the suite adapts its expectations honestly
-/// instead of skipping cases. [`Capabilities::default`] describes a relational database with
-/// a fixed schema and full-precision types.
-#[derive(Debug, Clone)]
-pub struct Capabilities {
-    /// Objects have no fixed columns (MongoDB, Firestore): writing an unknown column or a
-    /// different type into an existing object is not an error, so the "unknown column" and
-    /// "wrong type" cases assert that the write succeeds instead of that `check` fails.
-    pub schemaless: bool,
-    /// The widest decimal the destination stores exactly (38 for SQL `DECIMAL`/`NUMERIC` and
-    /// for decimals stored as text, 34 for BSON Decimal128). The round-trip case uses this
-    /// precision (clamped to 19..=38) with scale 9.
-    pub max_decimal_precision: u8,
-    /// How precisely timestamps are stored.
-    pub timestamp_precision: TimestampPrecision,
-    /// Whether `delete` can tell a missing key from a deleted one (false for Firestore, whose
-    /// deletes succeed whether or not the document exists). When false the suite accepts a
-    /// missing key either skipped or applied; it must still never be a failure.
-    pub delete_reports_missing_keys: bool,
-}
-
-impl Default for Capabilities {
-    fn default() -> Self {
-        Self {
-            schemaless: false,
-            max_decimal_precision: 38,
-            timestamp_precision: TimestampPrecision::Microseconds,
-            delete_reports_missing_keys: true,
-        }
-    }
-}
 
 /// How a prepared object refuses rows, returned by [`Harness::prepare_rejection`].
 #[derive(Debug, Clone)]
@@ -185,12 +145,20 @@ pub enum CredentialCase {
 /// server), never to hide a destination failure.
 #[async_trait]
 pub trait Harness: Send + Sync {
-    /// Short name of the destination for failure messages (`"postgres"`).
-    fn name(&self) -> &'static str;
+    /// The connection type under test: the suite reads its capabilities (schemaless, decimal
+    /// and timestamp precision) from the connector's own description, so what a connector
+    /// claims over the API is what its suite holds it to.
+    fn connector(&self) -> &'static dyn Connector;
 
-    /// What the destination can and cannot do; defaults to a full-featured SQL database.
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+    /// Short name of the destination for failure messages (`"postgres"`).
+    fn name(&self) -> &'static str {
+        self.connector().type_name()
+    }
+
+    /// Whether `delete` can tell a missing key from a deleted one. When false the suite
+    /// accepts a missing key either skipped or applied; it must still never be a failure.
+    fn delete_reports_missing_keys(&self) -> bool {
+        true
     }
 
     /// The destination under test, configured for the test server. Called once or more per

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use backflow_connector_core::{CanonicalType, Destination, WriteTarget};
+use backflow_connector_core::{CanonicalType, Connector, Destination, WriteTarget};
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::source::server_url;
@@ -15,21 +15,16 @@ use crate::{unique_name, CredentialCase, Harness, HarnessResult, Rejection, Row}
 /// Reads and prepares tables over its own connection; the destination under test connects
 /// by itself.
 pub struct PgHarness {
-    name: &'static str,
+    connector: &'static dyn Connector,
     url: String,
-    make: MakeDestination,
 }
 
-/// Builds the destination under test from a connection config (`url`, optional
-/// `connect_timeout_secs`).
-pub type MakeDestination = fn(&serde_json::Value) -> Arc<dyn Destination>;
-
 impl PgHarness {
-    /// A harness for the destination `make` builds, against `BACKFLOW_TEST_POSTGRES_URL`;
+    /// A harness for `connector`'s destination, against `BACKFLOW_TEST_POSTGRES_URL`;
     /// panics with a clear message when the variable is missing or the server is down.
-    pub async fn new(name: &'static str, make: MakeDestination) -> Self {
+    pub async fn new(connector: &'static dyn Connector) -> Self {
         let url = server_url("BACKFLOW_TEST_POSTGRES_URL");
-        let harness = Self { name, url, make };
+        let harness = Self { connector, url };
         if let Err(e) = harness.conn().await {
             panic!(
                 "PostgreSQL at {} is unreachable ({e}); start it with scripts/services.sh start",
@@ -76,12 +71,14 @@ fn render(column: &str, ty: &CanonicalType) -> String {
 
 #[async_trait::async_trait]
 impl Harness for PgHarness {
-    fn name(&self) -> &'static str {
-        self.name
+    fn connector(&self) -> &'static dyn Connector {
+        self.connector
     }
 
     fn destination(&self) -> Arc<dyn Destination> {
-        (self.make)(&serde_json::json!({ "url": self.url }))
+        self.connector
+            .destination(&serde_json::json!({ "url": self.url }))
+            .expect("valid test config")
     }
 
     fn unique_object(&self, prefix: &str) -> String {
@@ -143,16 +140,21 @@ impl Harness for PgHarness {
         let secret = "not-the-password-7c1e".to_string();
         let url = self.url_with_password(&secret);
         CredentialCase::Refused {
-            destination: (self.make)(&serde_json::json!({ "url": url })),
+            destination: self
+                .connector
+                .destination(&serde_json::json!({ "url": url }))
+                .expect("valid test config"),
             secret,
         }
     }
 
     fn unreachable(&self) -> Arc<dyn Destination> {
-        (self.make)(&serde_json::json!({
-            "url": "postgres://backflow@127.0.0.1:1/backflow",
-            "connect_timeout_secs": 5
-        }))
+        self.connector
+            .destination(&serde_json::json!({
+                "url": "postgres://backflow@127.0.0.1:1/backflow",
+                "connect_timeout_secs": 5
+            }))
+            .expect("valid test config")
     }
 
     async fn drop_object(&self, object: &str) -> HarnessResult<()> {

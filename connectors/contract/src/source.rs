@@ -300,6 +300,10 @@ pub trait SourceHarness: Send + Sync {
     /// Short name of the source for failure messages (`"postgres"`).
     fn name(&self) -> &'static str;
 
+    /// The connection type under test: the suite compares what it reads at the timestamp
+    /// precision the connector describes for itself.
+    fn connector(&self) -> &'static dyn backflow_connector_core::Connector;
+
     /// What the suite may do to the test server.
     fn capabilities(&self) -> SourceCapabilities;
 

@@ -15,7 +15,7 @@ use backflow_connector_core::CanonicalType;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde_json::Value;
 
-use crate::{Capabilities, Row, TimestampPrecision};
+use crate::{Row, TimestampPrecision};
 
 /// A name unique to this test process and call: `prefix_` followed by 16 random hex digits,
 /// so cases running in parallel never share an object.
@@ -208,7 +208,7 @@ fn json(v: &Value) -> Value {
 pub(crate) fn normalize(
     field: &Field,
     v: Option<&Value>,
-    caps: &Capabilities,
+    precision: TimestampPrecision,
 ) -> Result<Value, String> {
     let v = match v {
         None | Some(Value::Null) => return Ok(Value::Null),
@@ -228,11 +228,11 @@ pub(crate) fn normalize(
             Value::from(parse_time(&text(v)?)?.format("%H:%M:%S%.6f").to_string())
         }
         CanonicalType::Timestamp => {
-            let ts = truncate(parse_timestamp(&text(v)?)?, caps.timestamp_precision);
+            let ts = truncate(parse_timestamp(&text(v)?)?, precision);
             Value::from(ts.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
         }
         CanonicalType::TimestampTz => {
-            let ts = truncate(parse_timestamp(&text(v)?)?, caps.timestamp_precision);
+            let ts = truncate(parse_timestamp(&text(v)?)?, precision);
             Value::from(ts.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
         }
         CanonicalType::Json => json(v),
@@ -245,13 +245,13 @@ pub(crate) fn normalize_rows(
     schema: &SchemaRef,
     primary_key: &[String],
     rows: &[Row],
-    caps: &Capabilities,
+    precision: TimestampPrecision,
 ) -> Result<BTreeMap<String, Row>, String> {
     let mut out = BTreeMap::new();
     for row in rows {
         let mut norm = Row::new();
         for field in schema.fields() {
-            let value = normalize(field, row.get(field.name()), caps)
+            let value = normalize(field, row.get(field.name()), precision)
                 .map_err(|e| format!("column `{}` of row {row:?}: {e}", field.name()))?;
             norm.insert(field.name().clone(), value);
         }
@@ -361,8 +361,9 @@ mod tests {
 
     #[test]
     fn equal_values_in_different_forms_normalise_alike() {
-        let caps = Capabilities::default();
-        let n = |field: &Field, v: Value| normalize(field, Some(&v), &caps).unwrap();
+        let n = |field: &Field, v: Value| {
+            normalize(field, Some(&v), TimestampPrecision::Microseconds).unwrap()
+        };
         let dec = f(DataType::Decimal128(38, 9));
         assert_eq!(
             n(&dec, Value::from("-0012.5000")),
@@ -392,13 +393,10 @@ mod tests {
 
     #[test]
     fn milliseconds_truncate_towards_the_past() {
-        let caps = Capabilities {
-            timestamp_precision: TimestampPrecision::Milliseconds,
-            ..Capabilities::default()
-        };
         let ts = f(DataType::Timestamp(TimeUnit::Microsecond, None));
+        let v = Value::from("1969-12-31 23:59:59.999999");
         assert_eq!(
-            normalize(&ts, Some(&Value::from("1969-12-31 23:59:59.999999")), &caps).unwrap(),
+            normalize(&ts, Some(&v), TimestampPrecision::Milliseconds).unwrap(),
             Value::from("1969-12-31T23:59:59.999000")
         );
     }

@@ -6,6 +6,7 @@
 //! type set of [`types`], so the engine never knows which system it talks to.
 
 pub mod config;
+pub mod connector;
 pub mod destination;
 pub mod error;
 pub mod names;
@@ -14,6 +15,11 @@ pub mod source;
 pub mod support;
 pub mod types;
 
+pub use config::{config_fields, schema_of, ConfigField};
+pub use connector::{
+    validate_config, Capabilities, Connector, IdentifierLimits, Length, LengthUnit, Role,
+    TimestampPrecision, ALL_MODES,
+};
 pub use destination::{
     Destination, DestinationWriter, RowFailure, WriteMode, WriteOutcome, WriteTarget,
 };

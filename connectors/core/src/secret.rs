@@ -162,7 +162,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Config keys whose literal values are secrets wherever they appear in a connector config.
-const SECRET_KEYS: &[&str] = &["password", "passphrase"];
+pub(crate) const SECRET_KEYS: &[&str] = &["password", "passphrase"];
 
 /// Whether `value` is nothing but secret references (`${env:A}${file:/b}`), which name where a
 /// secret lives and are safe, and useful, to show.

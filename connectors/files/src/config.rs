@@ -10,12 +10,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use backflow_connector_core::{quoted, ConnectorError};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
 /// The file formats the embedded warehouse reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileFormat {
     /// Apache Parquet.
@@ -97,10 +98,15 @@ pub struct FilesConfig {
     pub tables: BTreeMap<String, TableSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The raw, user-written config of a `files` connection.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+pub(crate) struct RawConfig {
+    /// Tables by the name the sync's SQL refers to them with: a path (file, directory, glob
+    /// or object-store URL) or an object with options.
     tables: BTreeMap<String, RawTable>,
+    /// The directory relative table paths resolve against; the current directory when
+    /// absent.
     #[serde(default)]
     base_dir: Option<String>,
 }
@@ -112,16 +118,39 @@ enum RawTable {
     Spec(RawSpec),
 }
 
-#[derive(Debug, Deserialize)]
+/// A table written as an object.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawSpec {
+    /// A file, a directory, a glob or an object-store URL (`s3://bucket/prefix/`).
     path: String,
+    /// How to decode the files; guessed from the extension when absent.
     #[serde(default)]
     format: Option<FileFormat>,
+    /// CSV only: whether the first line holds column names (default true).
     #[serde(default)]
+    #[schemars(extend("default" = true))]
     has_header: Option<bool>,
+    /// CSV only: the single-byte field delimiter (default `,`).
     #[serde(default)]
+    #[schemars(extend("default" = ","))]
     delimiter: Option<String>,
+}
+
+// The two forms the visitor below accepts, described as the schema's alternatives.
+impl JsonSchema for RawTable {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RawTable".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "oneOf": [
+                { "type": "string", "description": "The table's path, with every option defaulted." },
+                generator.subschema_for::<RawSpec>(),
+            ]
+        })
+    }
 }
 
 // A hand-written visitor instead of `#[serde(untagged)]`, so an error inside the object form

@@ -26,12 +26,14 @@
 #[cfg(feature = "cloud")]
 mod cloud;
 mod config;
+mod connector;
 mod error;
 mod source;
 
 use backflow_connector_core::ConnectorError;
 
 pub use config::{FileFormat, Location, TableSpec};
+pub use connector::FilesConnector;
 pub use source::FilesSource;
 
 /// Validates a raw `files` connection config without any I/O, so a definition can be checked

@@ -69,6 +69,10 @@ impl SourceHarness for ParquetHarness {
         "files (parquet)"
     }
 
+    fn connector(&self) -> &'static dyn backflow_connector_core::Connector {
+        &backflow_files::FilesConnector
+    }
+
     fn capabilities(&self) -> SourceCapabilities {
         SourceCapabilities {
             large_result_rows: DEFAULT_LARGE_RESULT_ROWS,

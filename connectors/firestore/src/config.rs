@@ -6,6 +6,7 @@
 use std::fmt;
 
 use backflow_connector_core::{config, quoted, secret, ConnectorError};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The environment variable Google's client libraries read to talk to an emulator.
@@ -24,17 +25,17 @@ pub(crate) enum Target {
 }
 
 /// The raw, user-written config of a Firestore connection.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FirestoreConfig {
-    /// The Google Cloud project id (required; defaulted only so its absence names the field).
-    #[serde(default)]
+    /// The Google Cloud project id.
     pub(crate) project: String,
     /// The Firestore database id; `(default)` unless the project has named databases.
     #[serde(default = "default_database")]
     pub(crate) database: String,
     /// A reference to the service-account JSON key: `${file:/path/key.json}` or `${env:NAME}`.
     #[serde(default)]
+    #[schemars(extend("writeOnly" = true))]
     pub(crate) credentials: Option<String>,
     /// `host:port` of a Firestore emulator; overrides `FIRESTORE_EMULATOR_HOST`.
     #[serde(default)]

@@ -14,7 +14,7 @@ use arrow::array::{Array, ArrayRef};
 use backflow_connector_core::{quoted, CanonicalType, ConnectorError, NameError};
 
 /// Firestore's maximum document id length, in bytes.
-const MAX_ID_BYTES: usize = 1500;
+pub(crate) const MAX_ID_BYTES: usize = 1500;
 
 /// Whether a key column of this type has a stable text form for ids.
 pub(crate) fn key_type_supported(ty: &CanonicalType) -> bool {

@@ -18,12 +18,14 @@
 
 mod client;
 mod config;
+mod connector;
 mod destination;
 mod docid;
 mod ramp;
 mod value;
 mod writer;
 
+pub use connector::FirestoreConnector;
 pub use destination::FirestoreDestination;
 pub use docid::check_destination_names;
 

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use backflow_connector_contract::{
-    hex, unique_name, Capabilities, CredentialCase, Harness, HarnessResult, Rejection, Row,
-    TimestampPrecision,
+    hex, unique_name, CredentialCase, Harness, HarnessResult, Rejection, Row,
 };
-use backflow_connector_core::{Destination, WriteTarget};
+use backflow_connector_core::{Connector, Destination, WriteTarget};
 use backflow_firestore::validate_destination;
 use common::{delete_collection, documents, PROJECT};
 use googleapis_tonic_google_firestore_v1::google::firestore::v1::value::ValueType;
@@ -56,19 +55,8 @@ fn canonical(value: &Value) -> Json {
 
 #[async_trait]
 impl Harness for FirestoreHarness {
-    fn name(&self) -> &'static str {
-        "firestore"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            schemaless: true,
-            // Decimals are stored as their exact text.
-            max_decimal_precision: 38,
-            timestamp_precision: TimestampPrecision::Microseconds,
-            // Deletes ask BatchGetDocuments first, so missing keys are reported skipped.
-            delete_reports_missing_keys: true,
-        }
+    fn connector(&self) -> &'static dyn Connector {
+        &backflow_firestore::FirestoreConnector
     }
 
     fn destination(&self) -> Arc<dyn Destination> {

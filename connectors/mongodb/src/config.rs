@@ -10,6 +10,7 @@ use std::time::Duration;
 use backflow_connector_core::{config, quoted, secret, ConnectorError};
 use mongodb::options::{ClientOptions, ConnectionString};
 use mongodb::{Client, Database};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::error::classify;
@@ -18,7 +19,7 @@ use crate::error::classify;
 const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 30;
 
 /// How decimal columns are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum DecimalsAs {
     /// BSON Decimal128: exact, up to 34 significant digits (MongoDB 3.4+).
@@ -31,7 +32,7 @@ pub(crate) enum DecimalsAs {
 }
 
 /// The raw, user-written config of a MongoDB connection.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MongoConfig {
     /// `mongodb://user[:password]@host[:port][,host…]/[database][?options]` or
@@ -45,6 +46,7 @@ pub(crate) struct MongoConfig {
     pub(crate) password: Option<String>,
     /// Seconds to wait for a usable server before failing with a retryable error.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_CONNECT_TIMEOUT_SECS))]
     pub(crate) connect_timeout_secs: Option<u64>,
     /// `true` (default): the primary key is the document's `_id` (a sub-document for a
     /// composite key). `false`: the key columns stay ordinary fields, backed by a unique
@@ -53,6 +55,7 @@ pub(crate) struct MongoConfig {
     pub(crate) primary_key_as_id: bool,
     /// How decimal columns are stored (`decimal128`, `string` or `double`).
     #[serde(default)]
+    #[schemars(extend("default" = "decimal128"))]
     pub(crate) decimals: DecimalsAs,
 }
 

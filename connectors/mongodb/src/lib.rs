@@ -78,6 +78,7 @@
 //! applied when a sync is defined and by `check` before writing).
 
 mod config;
+mod connector;
 mod destination;
 mod encode;
 mod error;
@@ -88,6 +89,7 @@ mod writer;
 
 use backflow_connector_core::ConnectorError;
 
+pub use connector::MongoConnector;
 pub use destination::MongoDestination;
 pub use plan::{check_destination_names, MAX_NAMESPACE_BYTES};
 

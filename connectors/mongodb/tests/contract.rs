@@ -8,11 +8,10 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use backflow_connector_contract::{
-    hex, unique_name, Capabilities, CredentialCase, Harness, HarnessResult, Rejection, Row,
-    TimestampPrecision,
+    hex, unique_name, CredentialCase, Harness, HarnessResult, Rejection, Row,
 };
 use backflow_connector_core::types::{is_json, is_uuid};
-use backflow_connector_core::{Destination, WriteTarget};
+use backflow_connector_core::{Connector, Destination, WriteTarget};
 use backflow_mongodb::validate_destination;
 use common::{collection, url, DATABASE};
 use futures::TryStreamExt;
@@ -60,17 +59,8 @@ fn canonical(value: &Bson, dt: &DataType, json: bool, uuid: bool) -> Value {
 
 #[async_trait]
 impl Harness for MongoHarness {
-    fn name(&self) -> &'static str {
-        "mongodb"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            schemaless: true,
-            max_decimal_precision: 38,
-            timestamp_precision: TimestampPrecision::Milliseconds,
-            delete_reports_missing_keys: true,
-        }
+    fn connector(&self) -> &'static dyn Connector {
+        &backflow_mongodb::MongoConnector
     }
 
     fn destination(&self) -> Arc<dyn Destination> {

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use backflow_connector_core::{config, quoted, secret, ConnectorError};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Executor};
@@ -25,7 +26,7 @@ const SQL_MODE: &str = "STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,NO_ZERO_IN_DATE,N
 ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO";
 
 /// The raw, user-written config of a MySQL or MariaDB connection.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MysqlConfig {
     /// `mysql://user[:password]@host[:port]/database[?ssl-mode=…]`; may hold references.
@@ -35,6 +36,7 @@ pub(crate) struct MysqlConfig {
     pub(crate) password: Option<String>,
     /// Seconds to wait for the server before failing with a retryable connectivity error.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_CONNECT_TIMEOUT_SECS))]
     pub(crate) connect_timeout_secs: Option<u64>,
 }
 

@@ -66,6 +66,7 @@
 //! The query runs in a read-only session.
 
 mod config;
+mod connector;
 mod destination;
 mod error;
 mod ident;
@@ -78,6 +79,7 @@ mod validate;
 
 use backflow_connector_core::ConnectorError;
 
+pub use connector::MysqlConnector;
 pub use destination::MysqlDestination;
 pub use ident::{check_destination_names, check_identifier, MAX_IDENTIFIER_CHARS};
 pub use source::MysqlSource;

@@ -8,7 +8,7 @@ use arrow::datatypes::SchemaRef;
 use backflow_connector_contract::{
     unique_name, CredentialCase, Harness, HarnessResult, Rejection, Row,
 };
-use backflow_connector_core::{CanonicalType, Destination, WriteTarget};
+use backflow_connector_core::{CanonicalType, Connector, Destination, WriteTarget};
 use backflow_mysql::validate_destination;
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Executor, Row as _};
@@ -89,8 +89,8 @@ fn value(
 
 #[async_trait::async_trait]
 impl Harness for MariaDbHarness {
-    fn name(&self) -> &'static str {
-        "mysql"
+    fn connector(&self) -> &'static dyn Connector {
+        &backflow_mysql::MysqlConnector
     }
 
     fn destination(&self) -> Arc<dyn Destination> {

@@ -88,6 +88,10 @@ impl SourceHarness for MariaDbHarness {
         "mysql (mariadb)"
     }
 
+    fn connector(&self) -> &'static dyn backflow_connector_core::Connector {
+        &backflow_mysql::MysqlConnector
+    }
+
     fn capabilities(&self) -> SourceCapabilities {
         SourceCapabilities {
             large_result_rows: DEFAULT_LARGE_RESULT_ROWS,

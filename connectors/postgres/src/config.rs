@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use backflow_connector_core::{config, quoted, secret, ConnectorError};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -16,10 +17,10 @@ use sqlx::{ConnectOptions, Connection};
 use crate::error::classify;
 
 /// How long connecting may take when the config does not say.
-const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 30;
 
 /// The raw, user-written config of a PostgreSQL connection.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// `postgres://user[:password]@host[:port]/database[?sslmode=…]`; may hold references.
@@ -29,6 +30,7 @@ pub struct PostgresConfig {
     pub(crate) password: Option<String>,
     /// Seconds to wait for the server before failing with a retryable connectivity error.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_CONNECT_TIMEOUT_SECS))]
     pub(crate) connect_timeout_secs: Option<u64>,
 }
 

@@ -71,6 +71,7 @@
 
 mod codec;
 mod config;
+mod connector;
 mod destination;
 mod error;
 mod ident;
@@ -84,6 +85,7 @@ mod validate;
 
 use backflow_connector_core::ConnectorError;
 
+pub use connector::PostgresConnector;
 pub use destination::PostgresDestination;
 pub use ident::{check_destination_names, check_identifier, object_key, MAX_IDENTIFIER_BYTES};
 pub use source::PostgresSource;

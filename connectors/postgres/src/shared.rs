@@ -9,7 +9,7 @@
 use backflow_connector_core::{CanonicalType, ConnectorError, WriteMode, WriteTarget};
 use sqlx::postgres::PgConnection;
 
-pub use crate::config::{PostgresConfig, Role};
+pub use crate::config::{PostgresConfig, Role, DEFAULT_CONNECT_TIMEOUT_SECS};
 pub use crate::error::{classify, is_row_level, sqlstate};
 pub use crate::ident::quote;
 

@@ -83,6 +83,10 @@ impl SourceHarness for PgSourceHarness {
         "postgres"
     }
 
+    fn connector(&self) -> &'static dyn backflow_connector_core::Connector {
+        &backflow_postgres::PostgresConnector
+    }
+
     fn capabilities(&self) -> SourceCapabilities {
         SourceCapabilities {
             large_result_rows: DEFAULT_LARGE_RESULT_ROWS,

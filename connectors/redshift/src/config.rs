@@ -8,7 +8,8 @@
 use std::fmt;
 
 use backflow_connector_core::{config, ConnectorError};
-use backflow_postgres::shared::PostgresConfig;
+use backflow_postgres::shared::{PostgresConfig, DEFAULT_CONNECT_TIMEOUT_SECS};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Rows per `FETCH` when the config does not say.
@@ -19,7 +20,7 @@ pub(crate) const DEFAULT_FETCH_SIZE: usize = 10_000;
 const MAX_FETCH_SIZE: usize = 1_000_000;
 
 /// How the connection authenticates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
     /// A database user's password, from `password` or the URL (references allowed).
@@ -31,17 +32,25 @@ pub enum Auth {
 }
 
 /// The raw, user-written config of a Redshift connection.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+pub(crate) struct RawConfig {
+    /// `postgres://user[:password]@cluster:5439/database`; may hold references.
     url: String,
+    /// Overrides the URL's password; a reference (`${env:REDSHIFT_PASSWORD}`) or a literal.
     #[serde(default)]
     password: Option<String>,
+    /// Seconds to wait for the cluster before failing with a retryable connectivity error.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_CONNECT_TIMEOUT_SECS))]
     connect_timeout_secs: Option<u64>,
+    /// How the connection authenticates (`password`; `iam` is refused until supported).
     #[serde(default)]
+    #[schemars(extend("default" = "password"))]
     auth: Auth,
+    /// Rows per cursor `FETCH` (default 10000, at most 1000000).
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_FETCH_SIZE))]
     fetch_size: Option<usize>,
 }
 

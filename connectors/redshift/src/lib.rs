@@ -62,12 +62,14 @@
 //! never run against a live Redshift cluster.
 
 mod config;
+mod connector;
 mod source;
 mod types;
 
 use backflow_connector_core::ConnectorError;
 
 pub use config::{Auth, RedshiftConfig};
+pub use connector::RedshiftConnector;
 pub use source::RedshiftSource;
 
 /// Checks a Redshift connection's raw config without any I/O, so a typo fails when the

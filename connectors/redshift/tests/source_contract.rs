@@ -101,6 +101,10 @@ impl SourceHarness for RedshiftHarness {
         "redshift (on postgres)"
     }
 
+    fn connector(&self) -> &'static dyn backflow_connector_core::Connector {
+        &backflow_redshift::RedshiftConnector
+    }
+
     fn capabilities(&self) -> SourceCapabilities {
         SourceCapabilities {
             large_result_rows: DEFAULT_LARGE_RESULT_ROWS,

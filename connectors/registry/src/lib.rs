@@ -1,217 +1,99 @@
-//! The explicit registry: one table maps a connection's `type` to its connector.
+//! The explicit registry: one list of the connection types this build supports.
 //!
-//! No global registration magic: adding a connector means adding a cargo feature and a line
-//! to [`CONNECTORS`], so what a build supports is visible in one place. The type lists,
-//! construction, name rules and object keys are all read from that table.
+//! No global registration magic: each connector crate implements [`Connector`] once, and
+//! adding it here is a cargo feature and one line in [`CONNECTORS`], so what a build supports
+//! is visible in one place. The worker, the control plane and the CLI reach connectors only
+//! through this crate.
 
 use std::sync::Arc;
 
-use backflow_connector_core::{ConnectorError, Destination, NameError, Source};
+pub use backflow_connector_core::Connector;
+use backflow_connector_core::{ConnectorError, Destination, NameError, Role, Source};
 use serde_json::Value;
 
-/// One connection type a build supports, in one role.
-#[derive(Clone, Copy)]
-struct Entry {
-    /// The connection's `type` as users write it.
-    name: &'static str,
-    role: Role,
-}
-
-/// What a connection type can be used as, with what the registry needs for that role.
-#[derive(Clone, Copy)]
-#[allow(
-    dead_code,
-    reason = "a build without any source (or destination) feature never builds that role"
-)]
-enum Role {
-    Source {
-        /// Validates a raw config (pure: no I/O).
-        validate: fn(&Value) -> Result<Arc<dyn Source>, ConnectorError>,
-    },
-    Destination {
-        /// Validates a raw config (pure: no I/O).
-        validate: fn(&Value) -> Result<Arc<dyn Destination>, ConnectorError>,
-        /// Checks a sync's object and column names (config, object, columns).
-        names: fn(&Value, &str, &[&str]) -> Result<(), NameError>,
-        /// The one spelling of an object (config, object); `None` when it does not parse.
-        object_key: fn(&Value, &str) -> Option<String>,
-    },
-}
-
-/// Every connection type of this build. The order is the order of the type lists (and of
-/// the "supported" list in errors).
-const CONNECTORS: &[Entry] = &[
+/// Every connection type of this build, in the order of listings and of the "supported" list
+/// in errors.
+const CONNECTORS: &[&dyn Connector] = &[
     #[cfg(feature = "postgres")]
-    Entry {
-        name: "postgres",
-        role: Role::Source {
-            validate: |c| Ok(Arc::new(backflow_postgres::validate_source(c)?)),
-        },
-    },
-    #[cfg(feature = "postgres")]
-    Entry {
-        name: "postgres",
-        role: Role::Destination {
-            validate: |c| Ok(Arc::new(backflow_postgres::validate_destination(c)?)),
-            names: |_, object, columns| backflow_postgres::check_destination_names(object, columns),
-            object_key: |_, object| backflow_postgres::object_key(object),
-        },
-    },
+    &backflow_postgres::PostgresConnector,
     #[cfg(feature = "files")]
-    Entry {
-        name: "files",
-        role: Role::Source {
-            validate: |c| Ok(Arc::new(backflow_files::validate_source(c)?)),
-        },
-    },
+    &backflow_files::FilesConnector,
     #[cfg(feature = "sqlite")]
-    Entry {
-        name: "sqlite",
-        role: Role::Source {
-            validate: |c| Ok(Arc::new(backflow_sqlite::validate_source(c)?)),
-        },
-    },
-    #[cfg(feature = "sqlite")]
-    Entry {
-        name: "sqlite",
-        role: Role::Destination {
-            validate: |c| Ok(Arc::new(backflow_sqlite::validate_destination(c)?)),
-            names: |_, object, columns| backflow_sqlite::check_destination_names(object, columns),
-            object_key: |_, object| backflow_sqlite::object_key(object),
-        },
-    },
+    &backflow_sqlite::SqliteConnector,
     #[cfg(feature = "mysql")]
-    Entry {
-        name: "mysql",
-        role: Role::Source {
-            validate: |c| Ok(Arc::new(backflow_mysql::validate_source(c)?)),
-        },
-    },
-    #[cfg(feature = "mysql")]
-    Entry {
-        name: "mysql",
-        role: Role::Destination {
-            validate: |c| Ok(Arc::new(backflow_mysql::validate_destination(c)?)),
-            names: |_, object, columns| backflow_mysql::check_destination_names(object, columns),
-            object_key: backflow_mysql::object_key,
-        },
-    },
+    &backflow_mysql::MysqlConnector,
     #[cfg(feature = "redshift")]
-    Entry {
-        name: "redshift",
-        role: Role::Source {
-            validate: |c| Ok(Arc::new(backflow_redshift::validate_source(c)?)),
-        },
-    },
+    &backflow_redshift::RedshiftConnector,
     #[cfg(feature = "snowflake")]
-    Entry {
-        name: "snowflake",
-        role: Role::Source {
-            validate: |c| Ok(Arc::new(backflow_snowflake::validate_source(c)?)),
-        },
-    },
+    &backflow_snowflake::SnowflakeConnector,
     #[cfg(feature = "bigquery")]
-    Entry {
-        name: "bigquery",
-        role: Role::Source {
-            validate: |c| Ok(Arc::new(backflow_bigquery::validate_source(c)?)),
-        },
-    },
+    &backflow_bigquery::BigQueryConnector,
     #[cfg(feature = "mongodb")]
-    Entry {
-        name: "mongodb",
-        role: Role::Destination {
-            validate: |c| Ok(Arc::new(backflow_mongodb::validate_destination(c)?)),
-            // MongoDB's namespace limit counts the database the connection writes into.
-            names: |config, object, columns| {
-                backflow_mongodb::check_destination_names(
-                    backflow_mongodb::database_of(config).as_deref(),
-                    object,
-                    columns,
-                )
-            },
-            // Collection names have no default schema to leave out or case to fold.
-            object_key: |_, object| Some(object.to_owned()),
-        },
-    },
+    &backflow_mongodb::MongoConnector,
     #[cfg(feature = "cockroachdb")]
-    Entry {
-        name: "cockroachdb",
-        role: Role::Destination {
-            validate: |c| Ok(Arc::new(backflow_cockroachdb::validate_destination(c)?)),
-            names: |_, object, columns| {
-                backflow_cockroachdb::check_destination_names(object, columns)
-            },
-            object_key: |_, object| backflow_cockroachdb::object_key(object),
-        },
-    },
+    &backflow_cockroachdb::CockroachConnector,
     #[cfg(feature = "firestore")]
-    Entry {
-        name: "firestore",
-        role: Role::Destination {
-            validate: |c| Ok(Arc::new(backflow_firestore::validate_destination(c)?)),
-            names: |_, object, columns| {
-                backflow_firestore::check_destination_names(object, columns)
-            },
-            // Collection names have no default schema to leave out or case to fold.
-            object_key: |_, object| Some(object.to_owned()),
-        },
-    },
+    &backflow_firestore::FirestoreConnector,
 ];
+
+/// Every connection type of this build.
+pub fn connectors() -> &'static [&'static dyn Connector] {
+    CONNECTORS
+}
+
+/// The connection type named `kind`, if this build has it.
+pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
+    CONNECTORS.iter().copied().find(|c| c.type_name() == kind)
+}
+
+/// The types playing `role`, in listing order.
+fn types_in(role: Role) -> Vec<&'static str> {
+    CONNECTORS
+        .iter()
+        .filter(|c| c.roles().contains(&role))
+        .map(|c| c.type_name())
+        .collect()
+}
 
 /// Connection types this build can read from.
 pub fn source_types() -> Vec<&'static str> {
-    CONNECTORS
-        .iter()
-        .filter(|e| matches!(e.role, Role::Source { .. }))
-        .map(|e| e.name)
-        .collect()
+    types_in(Role::Source)
 }
 
 /// Connection types this build can write to.
 pub fn destination_types() -> Vec<&'static str> {
-    CONNECTORS
-        .iter()
-        .filter(|e| matches!(e.role, Role::Destination { .. }))
-        .map(|e| e.name)
-        .collect()
+    types_in(Role::Destination)
 }
 
-/// The destination role of type `kind`: its validate, names and object-key functions.
-fn destination_role(kind: &str) -> Option<Role> {
-    CONNECTORS
-        .iter()
-        .find(|e| e.name == kind && matches!(e.role, Role::Destination { .. }))
-        .map(|e| e.role)
+/// The connector of `kind` when it plays `role`.
+fn in_role(kind: &str, role: Role) -> Option<&'static dyn Connector> {
+    connector(kind).filter(|c| c.roles().contains(&role))
 }
 
-fn unknown(kind: &str, role: &str, supported: Vec<&str>) -> ConnectorError {
+fn unknown(kind: &str, role: Role) -> ConnectorError {
     ConnectorError::config(
         "type",
         format!(
-            "`{kind}` is not a {role} type in this build (supported: {})",
-            supported.join(", ")
+            "`{kind}` is not a {} type in this build (supported: {})",
+            role.as_str(),
+            types_in(role).join(", ")
         ),
     )
 }
 
 /// Validates `config` for a source of type `kind` (pure: no I/O).
 pub fn source(kind: &str, config: &Value) -> Result<Arc<dyn Source>, ConnectorError> {
-    let validate = CONNECTORS.iter().find_map(|e| match e.role {
-        Role::Source { validate } if e.name == kind => Some(validate),
-        _ => None,
-    });
-    match validate {
-        Some(validate) => validate(config),
-        None => Err(unknown(kind, "source", source_types())),
+    match in_role(kind, Role::Source) {
+        Some(c) => c.source(config),
+        None => Err(unknown(kind, Role::Source)),
     }
 }
 
 /// Validates `config` for a destination of type `kind` (pure: no I/O).
 pub fn destination(kind: &str, config: &Value) -> Result<Arc<dyn Destination>, ConnectorError> {
-    match destination_role(kind) {
-        Some(Role::Destination { validate, .. }) => validate(config),
-        _ => Err(unknown(kind, "destination", destination_types())),
+    match in_role(kind, Role::Destination) {
+        Some(c) => c.destination(config),
+        None => Err(unknown(kind, Role::Destination)),
     }
 }
 
@@ -230,9 +112,9 @@ pub fn validate_destination_object(
     object: &str,
     columns: &[&str],
 ) -> Result<(), NameError> {
-    match destination_role(kind) {
-        Some(Role::Destination { names, .. }) => names(config, object, columns),
-        _ => Ok(()),
+    match in_role(kind, Role::Destination) {
+        Some(c) => c.check_destination_names(config, object, columns),
+        None => Ok(()),
     }
 }
 
@@ -242,9 +124,9 @@ pub fn validate_destination_object(
 /// `t` and `MAIN.T` are the same. Other types compare names exactly. `None` when `object`
 /// does not parse (its validation says why).
 pub fn destination_object_key(kind: &str, config: &Value, object: &str) -> Option<String> {
-    match destination_role(kind) {
-        Some(Role::Destination { object_key, .. }) => object_key(config, object),
-        _ => Some(object.to_owned()),
+    match in_role(kind, Role::Destination) {
+        Some(c) => c.destination_object_key(config, object),
+        None => Some(object.to_owned()),
     }
 }
 
@@ -378,6 +260,83 @@ mod tests {
             destination_object_key("firestore", &Value::Null, "A").as_deref(),
             Some("A")
         );
+    }
+
+    /// A value of the wrong JSON type for a field that takes `types`.
+    fn mistyped(types: &[String]) -> Value {
+        if types.iter().any(|t| t == "string") {
+            json!(12345)
+        } else {
+            json!("not-a-number-or-flag")
+        }
+    }
+
+    #[test]
+    fn every_connector_describes_itself_once_with_a_closed_schema() {
+        let mut names: Vec<_> = connectors().iter().map(|c| c.type_name()).collect();
+        let listed = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), listed, "a type is registered twice");
+        for c in connectors() {
+            let kind = c.type_name();
+            assert!(!c.summary().is_empty(), "{kind}");
+            assert!(!c.roles().is_empty(), "{kind}");
+            let schema = c.config_schema();
+            assert_eq!(schema["type"], "object", "{kind}");
+            assert_eq!(schema["additionalProperties"], json!(false), "{kind}");
+            let fields = backflow_connector_core::config_fields(&schema);
+            assert!(!fields.is_empty(), "{kind}");
+            for f in &fields {
+                assert!(!f.types.is_empty(), "{kind}.{} has no type", f.path);
+                assert!(
+                    !f.description.is_empty(),
+                    "{kind}.{} is undocumented",
+                    f.path
+                );
+            }
+            let destination = c.roles().contains(&Role::Destination);
+            assert_eq!(c.capabilities().modes.is_empty(), !destination, "{kind}");
+        }
+    }
+
+    #[test]
+    fn every_connector_refuses_an_unknown_or_mistyped_field_naming_it() {
+        for c in connectors() {
+            let kind = c.type_name();
+            let e = backflow_connector_core::validate_config(*c, &json!({ "colour": "blue" }))
+                .unwrap_err();
+            assert_eq!(e.field(), Some("colour"), "{kind}: {e}");
+            assert!(
+                e.message().contains("unknown field `colour`"),
+                "{kind}: {e}"
+            );
+            // Every top-level field, given a value of a type its schema does not allow, is
+            // refused by the parser with that field named: the schema and the parser agree.
+            let fields = backflow_connector_core::config_fields(&c.config_schema());
+            for f in fields.iter().filter(|f| !f.path.contains('.')) {
+                let config = json!({ f.path.clone(): mistyped(&f.types) });
+                let e = backflow_connector_core::validate_config(*c, &config).unwrap_err();
+                assert_eq!(e.field(), Some(f.path.as_str()), "{kind}.{}: {e}", f.path);
+            }
+        }
+    }
+
+    #[test]
+    fn secret_fields_are_the_ones_responses_mask() {
+        for c in connectors() {
+            for f in backflow_connector_core::config_fields(&c.config_schema()) {
+                let key = f.path.rsplit('.').next().unwrap_or_default();
+                if matches!(key, "password" | "passphrase") {
+                    assert!(
+                        f.secret,
+                        "{}.{} is masked but not flagged",
+                        c.type_name(),
+                        f.path
+                    );
+                }
+            }
+        }
     }
 
     #[test]

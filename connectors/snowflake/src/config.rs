@@ -7,6 +7,7 @@
 use std::fmt;
 
 use backflow_connector_core::{config, secret, ConnectorError};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Result chunks downloaded at once when the config does not say.
@@ -15,7 +16,7 @@ const DEFAULT_CHUNK_CONCURRENCY: usize = 4;
 const MAX_CHUNK_CONCURRENCY: usize = 16;
 
 /// The raw, user-written config of a Snowflake connection.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SnowflakeConfig {
     /// Account identifier (`myorg-myaccount` or a locator such as `xy12345.us-east-1`).
@@ -44,14 +45,16 @@ pub(crate) struct SnowflakeConfig {
     pub(crate) port: Option<u16>,
     /// `https` (default) or `http` (only sensible for a local emulator).
     #[serde(default)]
+    #[schemars(extend("default" = "https"))]
     pub(crate) protocol: Option<Protocol>,
     /// Result chunks fetched in parallel (1..=16, default 4); memory grows with it.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_CHUNK_CONCURRENCY))]
     pub(crate) chunk_concurrency: Option<usize>,
 }
 
 /// The scheme spoken to the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Protocol {
     /// TLS (Snowflake's service).
@@ -61,7 +64,7 @@ pub(crate) enum Protocol {
 }
 
 /// A credential, as secret references.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum Credential {
     /// `credential: { password: ${env:SNOWFLAKE_PASSWORD} }`.
@@ -71,7 +74,7 @@ pub(crate) enum Credential {
 }
 
 /// Key-pair authentication: a PKCS#8 PEM private key, encrypted or not.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeyPairConfig {
     /// Path of the PEM file (`-----BEGIN [ENCRYPTED] PRIVATE KEY-----`); may be a reference.

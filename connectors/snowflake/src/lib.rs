@@ -106,11 +106,13 @@
 mod auth;
 mod client;
 mod config;
+mod connector;
 mod source;
 mod types;
 
 use backflow_connector_core::ConnectorError;
 
+pub use connector::SnowflakeConnector;
 pub use source::SnowflakeSource;
 
 /// Checks a source connection's raw config without any I/O, so a typo fails when the

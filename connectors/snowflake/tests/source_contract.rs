@@ -80,6 +80,10 @@ impl SourceHarness for FakesnowHarness {
         "snowflake (fakesnow)"
     }
 
+    fn connector(&self) -> &'static dyn backflow_connector_core::Connector {
+        &backflow_snowflake::SnowflakeConnector
+    }
+
     fn capabilities(&self) -> SourceCapabilities {
         SourceCapabilities {
             large_result_rows: DEFAULT_LARGE_RESULT_ROWS,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use backflow_connector_core::{quoted, ConnectorError, ErrorKind};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
 use sqlx::ConnectOptions;
@@ -18,12 +19,16 @@ fn default_busy_timeout_ms() -> u64 {
     5000
 }
 
-#[derive(Debug, Deserialize)]
+/// The raw, user-written config of a SQLite connection.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+pub(crate) struct RawConfig {
+    /// The database file; relative paths resolve against the process's current directory.
     path: String,
+    /// Whether a destination may create the file when it does not exist (sources never do).
     #[serde(default = "default_true")]
     create_if_missing: bool,
+    /// Milliseconds a statement waits on another connection's lock before failing as busy.
     #[serde(default = "default_busy_timeout_ms")]
     busy_timeout_ms: u64,
 }

@@ -43,6 +43,7 @@
 //! is refused ([`check_destination_names`]) when a sync is defined and by `check`.
 
 mod config;
+mod connector;
 mod destination;
 mod encode;
 mod error;
@@ -52,6 +53,7 @@ mod table;
 use backflow_connector_core::ConnectorError;
 
 pub use config::SqliteConfig;
+pub use connector::SqliteConnector;
 pub use destination::SqliteDestination;
 pub use source::SqliteSource;
 pub use table::{check_destination_names, object_key};

@@ -18,7 +18,7 @@ use super::{
     Applies, FaultProxy, SeriesSpec, SourceHarness, TestTable, TypeSupport, CUT_RESULT_ROWS,
     MIN_LARGE_RESULT_ROWS, PAYLOAD_WIDTH,
 };
-use crate::{unique_name, Capabilities, Row};
+use crate::{unique_name, Row};
 
 /// How long any one read may take before the case fails instead of hanging.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
@@ -132,7 +132,7 @@ fn read_rows(
     collected: &Collected,
     spec_fields: &[Field],
 ) -> BTreeMap<i128, Row> {
-    let caps = Capabilities::default();
+    let precision = h.connector().capabilities().timestamp_precision;
     let mut rows = BTreeMap::new();
     for batch in &collected.batches {
         let batch = canonicalize_batch(batch)
@@ -147,7 +147,7 @@ fn read_rows(
                     .column_by_name(f.name())
                     .expect("column of its schema");
                 let value = cell(f, column, i)
-                    .and_then(|v| crate::values::normalize(spec_field, Some(&v), &caps))
+                    .and_then(|v| crate::values::normalize(spec_field, Some(&v), precision))
                     .unwrap_or_else(|e| {
                         panic!("{}: column `{}` of id {id}: {e}", who(h), f.name())
                     });
@@ -412,7 +412,7 @@ pub async fn supported_types_round_trip(h: &dyn SourceHarness) {
         .map(|f| f.as_ref().clone())
         .collect();
     let got = read_rows(h, &collected, &spec_fields);
-    let caps = Capabilities::default();
+    let precision = h.connector().capabilities().timestamp_precision;
     let mut mismatches = Vec::new();
     for (i, row) in spec.rows.iter().enumerate() {
         let id = i as i128 + 1;
@@ -421,7 +421,7 @@ pub async fn supported_types_round_trip(h: &dyn SourceHarness) {
             continue;
         };
         for f in &spec_fields {
-            let want = crate::values::normalize(f, row.get(f.name()), &caps)
+            let want = crate::values::normalize(f, row.get(f.name()), precision)
                 .expect("suite values normalise");
             let have = read.get(f.name()).cloned().unwrap_or(Value::Null);
             if want != have {

@@ -332,20 +332,20 @@ pub(crate) fn integer(array: &ArrayRef, i: usize) -> Result<i128, String> {
 mod tests {
     use super::*;
     use crate::values::normalize;
-    use crate::Capabilities;
+    use crate::TimestampPrecision;
 
     #[test]
     fn every_sample_value_survives_arrow_and_back() {
         let columns = sample_columns();
         let spec = table_spec("t".into(), &columns, true);
         let schema = spec.schema();
-        let caps = Capabilities::default();
+        let precision = TimestampPrecision::Microseconds;
         for (f, field) in schema.fields().iter().enumerate() {
             let array = spec.batch.column(f);
             for (i, row) in spec.rows.iter().enumerate() {
                 let back = cell(field, array, i).unwrap();
-                let want = normalize(field, row.get(field.name()), &caps).unwrap();
-                let got = normalize(field, Some(&back), &caps).unwrap();
+                let want = normalize(field, row.get(field.name()), precision).unwrap();
+                let got = normalize(field, Some(&back), precision).unwrap();
                 assert_eq!(got, want, "column {} row {i}", field.name());
             }
         }
@@ -354,9 +354,14 @@ mod tests {
     #[test]
     fn zoned_timestamps_keep_the_instant() {
         let field = field("t", &CanonicalType::TimestampTz, true);
-        let caps = Capabilities::default();
+        let precision = TimestampPrecision::Microseconds;
         assert_eq!(
-            normalize(&field, Some(&json!("2024-06-01T18:00:00.5+05:30")), &caps).unwrap(),
+            normalize(
+                &field,
+                Some(&json!("2024-06-01T18:00:00.5+05:30")),
+                precision
+            )
+            .unwrap(),
             json!("2024-06-01T12:30:00.500000Z")
         );
     }
