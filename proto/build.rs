@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 const PROTOS: &[&str] = &[
     "backflow/v1/connection.proto",
+    "backflow/v1/connector.proto",
     "backflow/v1/sync.proto",
     "backflow/v1/run.proto",
     "backflow/v1/worker.proto",

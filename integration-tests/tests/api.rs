@@ -16,15 +16,6 @@ use common::*;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
-use tonic_types::StatusExt as _;
-
-/// A control plane on a SQLite store in the test directory, and its address.
-async fn sqlite_control_plane(env: &TestEnv, envs: &[(&str, &str)]) -> Result<(Proc, String)> {
-    let port = free_port()?;
-    let store = format!("sqlite:{}", env.path().join("state.db").display());
-    let cp = start_control_plane(env, "cp", port, &store, &[], envs).await?;
-    Ok((cp, format!("127.0.0.1:{port}")))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_is_idempotent_and_coalesced() -> Result<()> {
@@ -250,29 +241,6 @@ async fn interval_schedule_body(env: &TestEnv) -> Result<()> {
     Ok(())
 }
 
-/// The fields named by the `BadRequest` detail of an INVALID_ARGUMENT status.
-fn violated_fields(
-    result: Result<tonic::Response<v1::CreateSyncResponse>, tonic::Status>,
-) -> Result<Vec<String>> {
-    let status = match result {
-        Ok(response) => bail!("the server accepted the sync: {:?}", response.into_inner()),
-        Err(status) => status,
-    };
-    ensure!(
-        status.code() == Code::InvalidArgument,
-        "expected INVALID_ARGUMENT, got {status:?}"
-    );
-    let details = status.get_error_details();
-    let bad = details
-        .bad_request()
-        .with_context(|| format!("no BadRequest detail in {status:?}"))?;
-    Ok(bad
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_definitions_are_invalid_argument_naming_the_field() -> Result<()> {
     let env = TestEnv::new("bad_definitions").await?;
@@ -316,7 +284,11 @@ async fn bad_definitions_body(env: &TestEnv) -> Result<()> {
                 sync: Some(sync),
             })
             .await;
-        let fields = violated_fields(result).with_context(|| format!("CreateSync {id}"))?;
+        let status = match result {
+            Ok(response) => bail!("CreateSync {id} was accepted: {:?}", response.into_inner()),
+            Err(status) => status,
+        };
+        let fields = violated_fields(&status).with_context(|| format!("CreateSync {id}"))?;
         ensure!(
             fields.iter().any(|f| f == field),
             "CreateSync {id}: the violations name {fields:?}, not {field}"

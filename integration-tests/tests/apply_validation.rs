@@ -10,34 +10,6 @@ mod common;
 use anyhow::{bail, ensure, Context as _, Result};
 use backflow_proto::v1;
 use common::*;
-use tonic::Code;
-use tonic_types::StatusExt as _;
-
-/// A control plane on a SQLite store in the test directory, and its address.
-async fn sqlite_control_plane(env: &TestEnv) -> Result<(Proc, String)> {
-    let port = free_port()?;
-    let store = format!("sqlite:{}", env.path().join("state.db").display());
-    let cp = start_control_plane(env, "cp", port, &store, &[], &[]).await?;
-    Ok((cp, format!("127.0.0.1:{port}")))
-}
-
-/// The fields an INVALID_ARGUMENT status names.
-fn violated_fields(status: &tonic::Status) -> Result<Vec<String>> {
-    ensure!(
-        status.code() == Code::InvalidArgument,
-        "expected INVALID_ARGUMENT, got {:?}",
-        status.code()
-    );
-    let details = status.get_error_details();
-    let bad = details
-        .bad_request()
-        .context("INVALID_ARGUMENT without a BadRequest detail")?;
-    Ok(bad
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect())
-}
 
 async fn connection_ids(api: &Api) -> Result<Vec<String>> {
     Ok(api
@@ -82,7 +54,7 @@ async fn overlong_names_are_refused_by_create_sync_and_by_apply() -> Result<()> 
 }
 
 async fn overlong_names_body(env: &TestEnv) -> Result<()> {
-    let (_cp, addr) = sqlite_control_plane(env).await?;
+    let (_cp, addr) = sqlite_control_plane(env, &[]).await?;
     let api = Api::new(&addr, None)?;
     let url = postgres_url();
     api.create_pg_connection("src", &url).await?;

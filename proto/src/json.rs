@@ -33,7 +33,8 @@ pub fn struct_to_json(s: &Struct) -> serde_json::Value {
     )
 }
 
-fn value_from_json(value: &serde_json::Value) -> Value {
+/// Converts any JSON value to a protobuf `Value`.
+pub fn value_from_json(value: &serde_json::Value) -> Value {
     let kind = match value {
         serde_json::Value::Null => Kind::NullValue(0),
         serde_json::Value::Bool(b) => Kind::BoolValue(*b),
@@ -50,7 +51,8 @@ fn value_from_json(value: &serde_json::Value) -> Value {
 /// Largest integer a double holds exactly (2^53).
 const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
 
-fn value_to_json(value: &Value) -> serde_json::Value {
+/// Converts a protobuf `Value` to JSON, whole-number doubles as integers.
+pub fn value_to_json(value: &Value) -> serde_json::Value {
     match &value.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),

@@ -564,6 +564,32 @@ pub async fn start_control_plane(
     Ok(proc)
 }
 
+/// A control plane on a SQLite store in the test directory, and its address.
+pub async fn sqlite_control_plane(env: &TestEnv, envs: &[(&str, &str)]) -> Result<(Proc, String)> {
+    let port = free_port()?;
+    let store = format!("sqlite:{}", env.path().join("state.db").display());
+    let cp = start_control_plane(env, "cp", port, &store, &[], envs).await?;
+    Ok((cp, format!("127.0.0.1:{port}")))
+}
+
+/// The fields an INVALID_ARGUMENT status names in its `BadRequest` detail.
+pub fn violated_fields(status: &tonic::Status) -> Result<Vec<String>> {
+    use tonic_types::StatusExt as _;
+    ensure!(
+        status.code() == tonic::Code::InvalidArgument,
+        "expected INVALID_ARGUMENT, got {status:?}"
+    );
+    let details = status.get_error_details();
+    let bad = details
+        .bad_request()
+        .with_context(|| format!("no BadRequest detail in {status:?}"))?;
+    Ok(bad
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect())
+}
+
 /// Starts `backflow standalone` on `127.0.0.1:port` with its data under the test directory.
 pub async fn start_standalone(
     env: &TestEnv,

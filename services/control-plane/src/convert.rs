@@ -13,8 +13,8 @@ use backflow_common::convert::sync::{
 };
 use backflow_common::convert::time::{duration_from_proto, duration_to_proto};
 use backflow_common::trace_context::trace_id_of;
-use backflow_connector_core::quoted;
 use backflow_connector_core::secret::{holds_mask, redact_config, MASK};
+use backflow_connector_core::{quoted, validate_config};
 use backflow_engine::SyncMode;
 
 use backflow_proto::json::{struct_from_json, struct_to_json};
@@ -106,13 +106,12 @@ pub fn connection_from_proto(
     if kind.is_empty() {
         return Err(ApiError::invalid("connection.type", "is required"));
     }
-    let as_source = backflow_connectors::source_types().contains(&kind.as_str());
-    let as_destination = backflow_connectors::destination_types().contains(&kind.as_str());
-    if !as_source && !as_destination {
-        let mut known: Vec<_> = backflow_connectors::source_types();
-        known.extend(backflow_connectors::destination_types());
+    let Some(connector) = backflow_connectors::connector(&kind) else {
+        let mut known: Vec<_> = backflow_connectors::connectors()
+            .iter()
+            .map(|c| c.type_name())
+            .collect();
         known.sort_unstable();
-        known.dedup();
         return Err(ApiError::invalid(
             "connection.type",
             format!(
@@ -121,13 +120,9 @@ pub fn connection_from_proto(
                 known.join(", ")
             ),
         ));
-    }
-    let checked = if as_source {
-        backflow_connectors::source(&kind, &config).map(|_| ())
-    } else {
-        backflow_connectors::destination(&kind, &config).map(|_| ())
     };
-    if let Err(e) = checked {
+    // Pure: an unknown or mistyped field is refused here, before any network call.
+    if let Err(e) = validate_config(connector, &config) {
         let field = match e.field() {
             Some("type") => "connection.type".to_owned(),
             Some(f) => format!("connection.config.{f}"),

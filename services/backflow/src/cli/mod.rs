@@ -1,5 +1,5 @@
 //! The client verbs of the `backflow` binary: `apply`, `syncs`, `trigger`, `runs`, `rejected`,
-//! `plan` and `connections`, all talking gRPC (`backflow.v1`) to a control plane.
+//! `plan`, `connections` and `connectors`, all talking gRPC (`backflow.v1`) to a control plane.
 //!
 //! Results go to stdout (tables, or JSON with `--output json`); errors, one line each, and the
 //! live progress of `--wait` go to stderr.
@@ -9,6 +9,7 @@
 mod apply;
 mod client;
 mod connections;
+mod connectors;
 mod output;
 mod runs;
 mod syncs;
@@ -42,6 +43,9 @@ pub enum ClientCommand {
     /// List, show and test connections.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
+    /// Describe the connection types the server supports.
+    #[command(subcommand)]
+    Connectors(connectors::ConnectorsCommand),
 }
 
 /// How a verb ended when it did not fail outright.
@@ -56,6 +60,7 @@ impl ClientCommand {
             ClientCommand::Rejected(_) => "rejected",
             ClientCommand::Plan(_) => "plan",
             ClientCommand::Connections(_) => "connections",
+            ClientCommand::Connectors(_) => "connectors",
         }
     }
 }
@@ -111,5 +116,6 @@ pub async fn execute(args: &ClientArgs, command: ClientCommand) -> anyhow::Resul
         ClientCommand::Rejected(rejected) => runs::rejected(&mut client, rejected).await,
         ClientCommand::Plan(plan) => syncs::plan(&mut client, plan).await,
         ClientCommand::Connections(command) => connections::run(&mut client, command).await,
+        ClientCommand::Connectors(command) => connectors::run(&mut client, command).await,
     }
 }

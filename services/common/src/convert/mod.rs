@@ -9,6 +9,7 @@
 //! service, built on these functions. The orphan rule rules out `From` impls between two
 //! foreign types, hence the named functions.
 
+pub mod connector;
 pub mod run;
 pub mod sync;
 pub mod time;

@@ -3,14 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use backflow_common::convert::connector::connector_type_to_proto;
 use backflow_connector_core::secret::restore_redacted;
 use backflow_proto::json::{struct_from_json, struct_to_json};
 use backflow_proto::v1::connection_service_server::ConnectionService;
 use backflow_proto::v1::{
     CreateConnectionRequest, CreateConnectionResponse, DeleteConnectionRequest,
     DeleteConnectionResponse, GetConnectionRequest, GetConnectionResponse, ListConnectionsRequest,
-    ListConnectionsResponse, TestConnectionRequest, TestConnectionResponse,
-    UpdateConnectionRequest, UpdateConnectionResponse,
+    ListConnectionsResponse, ListConnectorTypesRequest, ListConnectorTypesResponse,
+    TestConnectionRequest, TestConnectionResponse, UpdateConnectionRequest,
+    UpdateConnectionResponse,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -232,6 +234,19 @@ impl ConnectionService for ConnectionApi {
                 message: e.message().to_owned(),
                 field: e.field().unwrap_or_default().to_owned(),
             },
+        }))
+    }
+
+    #[instrument(name = "ConnectionService/ListConnectorTypes", skip_all)]
+    async fn list_connector_types(
+        &self,
+        _request: Request<ListConnectorTypesRequest>,
+    ) -> Result<Response<ListConnectorTypesResponse>, Status> {
+        Ok(Response::new(ListConnectorTypesResponse {
+            connector_types: backflow_connectors::connectors()
+                .iter()
+                .map(|c| connector_type_to_proto(*c))
+                .collect(),
         }))
     }
 }

@@ -739,7 +739,7 @@ var File_backflow_v1_connection_proto protoreflect.FileDescriptor
 
 const file_backflow_v1_connection_proto_rawDesc = "" +
 	"\n" +
-	"\x1cbackflow/v1/connection.proto\x12\vbackflow.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n" +
+	"\x1cbackflow/v1/connection.proto\x12\vbackflow.v1\x1a\x1bbackflow/v1/connector.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n" +
 	"\n" +
 	"Connection\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -793,14 +793,15 @@ const file_backflow_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"error_kind\x18\x02 \x01(\tR\terrorKind\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x14\n" +
-	"\x05field\x18\x04 \x01(\tR\x05field2\xc7\x04\n" +
+	"\x05field\x18\x04 \x01(\tR\x05field2\xae\x05\n" +
 	"\x11ConnectionService\x12_\n" +
 	"\x10CreateConnection\x12$.backflow.v1.CreateConnectionRequest\x1a%.backflow.v1.CreateConnectionResponse\x12V\n" +
 	"\rGetConnection\x12!.backflow.v1.GetConnectionRequest\x1a\".backflow.v1.GetConnectionResponse\x12\\\n" +
 	"\x0fListConnections\x12#.backflow.v1.ListConnectionsRequest\x1a$.backflow.v1.ListConnectionsResponse\x12_\n" +
 	"\x10UpdateConnection\x12$.backflow.v1.UpdateConnectionRequest\x1a%.backflow.v1.UpdateConnectionResponse\x12_\n" +
 	"\x10DeleteConnection\x12$.backflow.v1.DeleteConnectionRequest\x1a%.backflow.v1.DeleteConnectionResponse\x12Y\n" +
-	"\x0eTestConnection\x12\".backflow.v1.TestConnectionRequest\x1a#.backflow.v1.TestConnectionResponseb\x06proto3"
+	"\x0eTestConnection\x12\".backflow.v1.TestConnectionRequest\x1a#.backflow.v1.TestConnectionResponse\x12e\n" +
+	"\x12ListConnectorTypes\x12&.backflow.v1.ListConnectorTypesRequest\x1a'.backflow.v1.ListConnectorTypesResponseb\x06proto3"
 
 var (
 	file_backflow_v1_connection_proto_rawDescOnce sync.Once
@@ -816,22 +817,24 @@ func file_backflow_v1_connection_proto_rawDescGZIP() []byte {
 
 var file_backflow_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_backflow_v1_connection_proto_goTypes = []any{
-	(*Connection)(nil),               // 0: backflow.v1.Connection
-	(*CreateConnectionRequest)(nil),  // 1: backflow.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil), // 2: backflow.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),     // 3: backflow.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),    // 4: backflow.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),   // 5: backflow.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),  // 6: backflow.v1.ListConnectionsResponse
-	(*UpdateConnectionRequest)(nil),  // 7: backflow.v1.UpdateConnectionRequest
-	(*UpdateConnectionResponse)(nil), // 8: backflow.v1.UpdateConnectionResponse
-	(*DeleteConnectionRequest)(nil),  // 9: backflow.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil), // 10: backflow.v1.DeleteConnectionResponse
-	(*TestConnectionRequest)(nil),    // 11: backflow.v1.TestConnectionRequest
-	(*TestConnectionResponse)(nil),   // 12: backflow.v1.TestConnectionResponse
-	(*structpb.Struct)(nil),          // 13: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 15: google.protobuf.FieldMask
+	(*Connection)(nil),                 // 0: backflow.v1.Connection
+	(*CreateConnectionRequest)(nil),    // 1: backflow.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),   // 2: backflow.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),       // 3: backflow.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),      // 4: backflow.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),     // 5: backflow.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),    // 6: backflow.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),    // 7: backflow.v1.UpdateConnectionRequest
+	(*UpdateConnectionResponse)(nil),   // 8: backflow.v1.UpdateConnectionResponse
+	(*DeleteConnectionRequest)(nil),    // 9: backflow.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),   // 10: backflow.v1.DeleteConnectionResponse
+	(*TestConnectionRequest)(nil),      // 11: backflow.v1.TestConnectionRequest
+	(*TestConnectionResponse)(nil),     // 12: backflow.v1.TestConnectionResponse
+	(*structpb.Struct)(nil),            // 13: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 15: google.protobuf.FieldMask
+	(*ListConnectorTypesRequest)(nil),  // 16: backflow.v1.ListConnectorTypesRequest
+	(*ListConnectorTypesResponse)(nil), // 17: backflow.v1.ListConnectorTypesResponse
 }
 var file_backflow_v1_connection_proto_depIdxs = []int32{
 	13, // 0: backflow.v1.Connection.config:type_name -> google.protobuf.Struct
@@ -850,14 +853,16 @@ var file_backflow_v1_connection_proto_depIdxs = []int32{
 	7,  // 13: backflow.v1.ConnectionService.UpdateConnection:input_type -> backflow.v1.UpdateConnectionRequest
 	9,  // 14: backflow.v1.ConnectionService.DeleteConnection:input_type -> backflow.v1.DeleteConnectionRequest
 	11, // 15: backflow.v1.ConnectionService.TestConnection:input_type -> backflow.v1.TestConnectionRequest
-	2,  // 16: backflow.v1.ConnectionService.CreateConnection:output_type -> backflow.v1.CreateConnectionResponse
-	4,  // 17: backflow.v1.ConnectionService.GetConnection:output_type -> backflow.v1.GetConnectionResponse
-	6,  // 18: backflow.v1.ConnectionService.ListConnections:output_type -> backflow.v1.ListConnectionsResponse
-	8,  // 19: backflow.v1.ConnectionService.UpdateConnection:output_type -> backflow.v1.UpdateConnectionResponse
-	10, // 20: backflow.v1.ConnectionService.DeleteConnection:output_type -> backflow.v1.DeleteConnectionResponse
-	12, // 21: backflow.v1.ConnectionService.TestConnection:output_type -> backflow.v1.TestConnectionResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
+	16, // 16: backflow.v1.ConnectionService.ListConnectorTypes:input_type -> backflow.v1.ListConnectorTypesRequest
+	2,  // 17: backflow.v1.ConnectionService.CreateConnection:output_type -> backflow.v1.CreateConnectionResponse
+	4,  // 18: backflow.v1.ConnectionService.GetConnection:output_type -> backflow.v1.GetConnectionResponse
+	6,  // 19: backflow.v1.ConnectionService.ListConnections:output_type -> backflow.v1.ListConnectionsResponse
+	8,  // 20: backflow.v1.ConnectionService.UpdateConnection:output_type -> backflow.v1.UpdateConnectionResponse
+	10, // 21: backflow.v1.ConnectionService.DeleteConnection:output_type -> backflow.v1.DeleteConnectionResponse
+	12, // 22: backflow.v1.ConnectionService.TestConnection:output_type -> backflow.v1.TestConnectionResponse
+	17, // 23: backflow.v1.ConnectionService.ListConnectorTypes:output_type -> backflow.v1.ListConnectorTypesResponse
+	17, // [17:24] is the sub-list for method output_type
+	10, // [10:17] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -868,6 +873,7 @@ func file_backflow_v1_connection_proto_init() {
 	if File_backflow_v1_connection_proto != nil {
 		return
 	}
+	file_backflow_v1_connector_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

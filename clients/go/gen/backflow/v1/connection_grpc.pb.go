@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConnectionService_CreateConnection_FullMethodName = "/backflow.v1.ConnectionService/CreateConnection"
-	ConnectionService_GetConnection_FullMethodName    = "/backflow.v1.ConnectionService/GetConnection"
-	ConnectionService_ListConnections_FullMethodName  = "/backflow.v1.ConnectionService/ListConnections"
-	ConnectionService_UpdateConnection_FullMethodName = "/backflow.v1.ConnectionService/UpdateConnection"
-	ConnectionService_DeleteConnection_FullMethodName = "/backflow.v1.ConnectionService/DeleteConnection"
-	ConnectionService_TestConnection_FullMethodName   = "/backflow.v1.ConnectionService/TestConnection"
+	ConnectionService_CreateConnection_FullMethodName   = "/backflow.v1.ConnectionService/CreateConnection"
+	ConnectionService_GetConnection_FullMethodName      = "/backflow.v1.ConnectionService/GetConnection"
+	ConnectionService_ListConnections_FullMethodName    = "/backflow.v1.ConnectionService/ListConnections"
+	ConnectionService_UpdateConnection_FullMethodName   = "/backflow.v1.ConnectionService/UpdateConnection"
+	ConnectionService_DeleteConnection_FullMethodName   = "/backflow.v1.ConnectionService/DeleteConnection"
+	ConnectionService_TestConnection_FullMethodName     = "/backflow.v1.ConnectionService/TestConnection"
+	ConnectionService_ListConnectorTypes_FullMethodName = "/backflow.v1.ConnectionService/ListConnectorTypes"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -53,6 +54,10 @@ type ConnectionServiceClient interface {
 	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
 	// TestConnection runs the connector's checks (config, reachability, credentials).
 	TestConnection(ctx context.Context, in *TestConnectionRequest, opts ...grpc.CallOption) (*TestConnectionResponse, error)
+	// ListConnectorTypes describes the connection types this build supports: roles,
+	// capabilities and config schema. CreateConnection and UpdateConnection check a config
+	// against the same description before any network call.
+	ListConnectorTypes(ctx context.Context, in *ListConnectorTypesRequest, opts ...grpc.CallOption) (*ListConnectorTypesResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -123,6 +128,16 @@ func (c *connectionServiceClient) TestConnection(ctx context.Context, in *TestCo
 	return out, nil
 }
 
+func (c *connectionServiceClient) ListConnectorTypes(ctx context.Context, in *ListConnectorTypesRequest, opts ...grpc.CallOption) (*ListConnectorTypesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConnectorTypesResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListConnectorTypes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -149,6 +164,10 @@ type ConnectionServiceServer interface {
 	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)
 	// TestConnection runs the connector's checks (config, reachability, credentials).
 	TestConnection(context.Context, *TestConnectionRequest) (*TestConnectionResponse, error)
+	// ListConnectorTypes describes the connection types this build supports: roles,
+	// capabilities and config schema. CreateConnection and UpdateConnection check a config
+	// against the same description before any network call.
+	ListConnectorTypes(context.Context, *ListConnectorTypesRequest) (*ListConnectorTypesResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -176,6 +195,9 @@ func (UnimplementedConnectionServiceServer) DeleteConnection(context.Context, *D
 }
 func (UnimplementedConnectionServiceServer) TestConnection(context.Context, *TestConnectionRequest) (*TestConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TestConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListConnectorTypes(context.Context, *ListConnectorTypesRequest) (*ListConnectorTypesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConnectorTypes not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -306,6 +328,24 @@ func _ConnectionService_TestConnection_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_ListConnectorTypes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConnectorTypesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListConnectorTypes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListConnectorTypes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListConnectorTypes(ctx, req.(*ListConnectorTypesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -336,6 +376,10 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TestConnection",
 			Handler:    _ConnectionService_TestConnection_Handler,
+		},
+		{
+			MethodName: "ListConnectorTypes",
+			Handler:    _ConnectionService_ListConnectorTypes_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -22,44 +22,45 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from backflow.v1 import connector_pb2 as backflow_dot_v1_dot_connector__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62\x61\x63kflow/v1/connection.proto\x12\x0b\x62\x61\x63kflow.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n\nConnection\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12/\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x9c\x01\n\x17\x43reateConnectionRequest\x12#\n\rconnection_id\x18\x01 \x01(\tR\x0c\x63onnectionId\x12\x37\n\nconnection\x18\x02 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\x12#\n\rvalidate_only\x18\x03 \x01(\x08R\x0cvalidateOnly\"S\n\x18\x43reateConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"*\n\x14GetConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"P\n\x15GetConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"T\n\x16ListConnectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"|\n\x17ListConnectionsResponse\x12\x39\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x17.backflow.v1.ConnectionR\x0b\x63onnections\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb4\x01\n\x17UpdateConnectionRequest\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12#\n\rvalidate_only\x18\x03 \x01(\x08R\x0cvalidateOnly\"S\n\x18UpdateConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"-\n\x17\x44\x65leteConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n\x18\x44\x65leteConnectionResponse\"+\n\x15TestConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"w\n\x16TestConnectionResponse\x12\x0e\n\x02ok\x18\x01 \x01(\x08R\x02ok\x12\x1d\n\nerror_kind\x18\x02 \x01(\tR\terrorKind\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12\x14\n\x05\x66ield\x18\x04 \x01(\tR\x05\x66ield2\xc7\x04\n\x11\x43onnectionService\x12_\n\x10\x43reateConnection\x12$.backflow.v1.CreateConnectionRequest\x1a%.backflow.v1.CreateConnectionResponse\x12V\n\rGetConnection\x12!.backflow.v1.GetConnectionRequest\x1a\".backflow.v1.GetConnectionResponse\x12\\\n\x0fListConnections\x12#.backflow.v1.ListConnectionsRequest\x1a$.backflow.v1.ListConnectionsResponse\x12_\n\x10UpdateConnection\x12$.backflow.v1.UpdateConnectionRequest\x1a%.backflow.v1.UpdateConnectionResponse\x12_\n\x10\x44\x65leteConnection\x12$.backflow.v1.DeleteConnectionRequest\x1a%.backflow.v1.DeleteConnectionResponse\x12Y\n\x0eTestConnection\x12\".backflow.v1.TestConnectionRequest\x1a#.backflow.v1.TestConnectionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62\x61\x63kflow/v1/connection.proto\x12\x0b\x62\x61\x63kflow.v1\x1a\x1b\x62\x61\x63kflow/v1/connector.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n\nConnection\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12/\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12;\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x9c\x01\n\x17\x43reateConnectionRequest\x12#\n\rconnection_id\x18\x01 \x01(\tR\x0c\x63onnectionId\x12\x37\n\nconnection\x18\x02 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\x12#\n\rvalidate_only\x18\x03 \x01(\x08R\x0cvalidateOnly\"S\n\x18\x43reateConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"*\n\x14GetConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"P\n\x15GetConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"T\n\x16ListConnectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"|\n\x17ListConnectionsResponse\x12\x39\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x17.backflow.v1.ConnectionR\x0b\x63onnections\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb4\x01\n\x17UpdateConnectionRequest\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12#\n\rvalidate_only\x18\x03 \x01(\x08R\x0cvalidateOnly\"S\n\x18UpdateConnectionResponse\x12\x37\n\nconnection\x18\x01 \x01(\x0b\x32\x17.backflow.v1.ConnectionR\nconnection\"-\n\x17\x44\x65leteConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n\x18\x44\x65leteConnectionResponse\"+\n\x15TestConnectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"w\n\x16TestConnectionResponse\x12\x0e\n\x02ok\x18\x01 \x01(\x08R\x02ok\x12\x1d\n\nerror_kind\x18\x02 \x01(\tR\terrorKind\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\x12\x14\n\x05\x66ield\x18\x04 \x01(\tR\x05\x66ield2\xae\x05\n\x11\x43onnectionService\x12_\n\x10\x43reateConnection\x12$.backflow.v1.CreateConnectionRequest\x1a%.backflow.v1.CreateConnectionResponse\x12V\n\rGetConnection\x12!.backflow.v1.GetConnectionRequest\x1a\".backflow.v1.GetConnectionResponse\x12\\\n\x0fListConnections\x12#.backflow.v1.ListConnectionsRequest\x1a$.backflow.v1.ListConnectionsResponse\x12_\n\x10UpdateConnection\x12$.backflow.v1.UpdateConnectionRequest\x1a%.backflow.v1.UpdateConnectionResponse\x12_\n\x10\x44\x65leteConnection\x12$.backflow.v1.DeleteConnectionRequest\x1a%.backflow.v1.DeleteConnectionResponse\x12Y\n\x0eTestConnection\x12\".backflow.v1.TestConnectionRequest\x1a#.backflow.v1.TestConnectionResponse\x12\x65\n\x12ListConnectorTypes\x12&.backflow.v1.ListConnectorTypesRequest\x1a\'.backflow.v1.ListConnectorTypesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'backflow.v1.connection_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONNECTION']._serialized_start=143
-  _globals['_CONNECTION']._serialized_end=366
-  _globals['_CREATECONNECTIONREQUEST']._serialized_start=369
-  _globals['_CREATECONNECTIONREQUEST']._serialized_end=525
-  _globals['_CREATECONNECTIONRESPONSE']._serialized_start=527
-  _globals['_CREATECONNECTIONRESPONSE']._serialized_end=610
-  _globals['_GETCONNECTIONREQUEST']._serialized_start=612
-  _globals['_GETCONNECTIONREQUEST']._serialized_end=654
-  _globals['_GETCONNECTIONRESPONSE']._serialized_start=656
-  _globals['_GETCONNECTIONRESPONSE']._serialized_end=736
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=738
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=822
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=824
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=948
-  _globals['_UPDATECONNECTIONREQUEST']._serialized_start=951
-  _globals['_UPDATECONNECTIONREQUEST']._serialized_end=1131
-  _globals['_UPDATECONNECTIONRESPONSE']._serialized_start=1133
-  _globals['_UPDATECONNECTIONRESPONSE']._serialized_end=1216
-  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1218
-  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1263
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1265
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1291
-  _globals['_TESTCONNECTIONREQUEST']._serialized_start=1293
-  _globals['_TESTCONNECTIONREQUEST']._serialized_end=1336
-  _globals['_TESTCONNECTIONRESPONSE']._serialized_start=1338
-  _globals['_TESTCONNECTIONRESPONSE']._serialized_end=1457
-  _globals['_CONNECTIONSERVICE']._serialized_start=1460
-  _globals['_CONNECTIONSERVICE']._serialized_end=2043
+  _globals['_CONNECTION']._serialized_start=172
+  _globals['_CONNECTION']._serialized_end=395
+  _globals['_CREATECONNECTIONREQUEST']._serialized_start=398
+  _globals['_CREATECONNECTIONREQUEST']._serialized_end=554
+  _globals['_CREATECONNECTIONRESPONSE']._serialized_start=556
+  _globals['_CREATECONNECTIONRESPONSE']._serialized_end=639
+  _globals['_GETCONNECTIONREQUEST']._serialized_start=641
+  _globals['_GETCONNECTIONREQUEST']._serialized_end=683
+  _globals['_GETCONNECTIONRESPONSE']._serialized_start=685
+  _globals['_GETCONNECTIONRESPONSE']._serialized_end=765
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=767
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=851
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=853
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=977
+  _globals['_UPDATECONNECTIONREQUEST']._serialized_start=980
+  _globals['_UPDATECONNECTIONREQUEST']._serialized_end=1160
+  _globals['_UPDATECONNECTIONRESPONSE']._serialized_start=1162
+  _globals['_UPDATECONNECTIONRESPONSE']._serialized_end=1245
+  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1247
+  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1292
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1294
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1320
+  _globals['_TESTCONNECTIONREQUEST']._serialized_start=1322
+  _globals['_TESTCONNECTIONREQUEST']._serialized_end=1365
+  _globals['_TESTCONNECTIONRESPONSE']._serialized_start=1367
+  _globals['_TESTCONNECTIONRESPONSE']._serialized_end=1486
+  _globals['_CONNECTIONSERVICE']._serialized_start=1489
+  _globals['_CONNECTIONSERVICE']._serialized_end=2175
 # @@protoc_insertion_point(module_scope)

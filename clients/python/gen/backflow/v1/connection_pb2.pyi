@@ -1,5 +1,6 @@
 import datetime
 
+from backflow.v1 import connector_pb2 as _connector_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2

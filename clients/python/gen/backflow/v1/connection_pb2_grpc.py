@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from backflow.v1 import connection_pb2 as backflow_dot_v1_dot_connection__pb2
+from backflow.v1 import connector_pb2 as backflow_dot_v1_dot_connector__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -72,6 +73,11 @@ class ConnectionServiceStub:
                 request_serializer=backflow_dot_v1_dot_connection__pb2.TestConnectionRequest.SerializeToString,
                 response_deserializer=backflow_dot_v1_dot_connection__pb2.TestConnectionResponse.FromString,
                 _registered_method=True)
+        self.ListConnectorTypes = channel.unary_unary(
+                '/backflow.v1.ConnectionService/ListConnectorTypes',
+                request_serializer=backflow_dot_v1_dot_connector__pb2.ListConnectorTypesRequest.SerializeToString,
+                response_deserializer=backflow_dot_v1_dot_connector__pb2.ListConnectorTypesResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectionServiceServicer:
@@ -128,6 +134,15 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListConnectorTypes(self, request, context):
+        """ListConnectorTypes describes the connection types this build supports: roles,
+        capabilities and config schema. CreateConnection and UpdateConnection check a config
+        against the same description before any network call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +175,11 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.TestConnection,
                     request_deserializer=backflow_dot_v1_dot_connection__pb2.TestConnectionRequest.FromString,
                     response_serializer=backflow_dot_v1_dot_connection__pb2.TestConnectionResponse.SerializeToString,
+            ),
+            'ListConnectorTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConnectorTypes,
+                    request_deserializer=backflow_dot_v1_dot_connector__pb2.ListConnectorTypesRequest.FromString,
+                    response_serializer=backflow_dot_v1_dot_connector__pb2.ListConnectorTypesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -332,6 +352,33 @@ class ConnectionService:
             '/backflow.v1.ConnectionService/TestConnection',
             backflow_dot_v1_dot_connection__pb2.TestConnectionRequest.SerializeToString,
             backflow_dot_v1_dot_connection__pb2.TestConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConnectorTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/backflow.v1.ConnectionService/ListConnectorTypes',
+            backflow_dot_v1_dot_connector__pb2.ListConnectorTypesRequest.SerializeToString,
+            backflow_dot_v1_dot_connector__pb2.ListConnectorTypesResponse.FromString,
             options,
             channel_credentials,
             insecure,
