@@ -25,6 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Undecodable requests are INVALID_ARGUMENT (see src/codec.rs).
+        .codec_path("crate::codec::ApiCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

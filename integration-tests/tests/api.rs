@@ -267,8 +267,10 @@ async fn bad_definitions_body(env: &TestEnv) -> Result<()> {
     bad_cron.schedule = Some(v1::Schedule {
         kind: Some(v1::schedule::Kind::Cron("every tuesday".into())),
     });
+    let writing = pg_sync("DELETE FROM customers", "dst_table", None);
     for (id, sync, field) in [
         ("no_key", no_key, "sync.primary_key"),
+        ("writing_query", writing, "sync.source.query"),
         (
             "unknown_connection",
             unknown_connection,

@@ -8,4 +8,4 @@ pub mod sql_source;
 
 pub use bisection::{AttemptError, Bisected, Bisection};
 pub use existing_table::{check_required_columns_written, has_unique_key};
-pub use sql_source::{normalize_query, reader_stream, ReaderMessage};
+pub use sql_source::{check_read_only, normalize_query, reader_stream, ReaderMessage};

@@ -201,6 +201,8 @@ pub fn sync_definition_from_proto(self_id: &str, s: &v1::Sync) -> Result<SyncDef
         });
     if source.query.trim().is_empty() {
         bad("sync.source.query", "is required".into());
+    } else if let Err(e) = backflow_connector_core::support::check_read_only(&source.query) {
+        bad("sync.source.query", e.message().to_owned());
     }
 
     let destination = s.destination.clone().unwrap_or_default();
@@ -501,10 +503,47 @@ pub fn page_size(requested: i32) -> Result<u32, ApiError> {
     }
 }
 
+/// The position a `page_token` names in a list of `collection`: the id of the last item of
+/// the previous page, or `None` for the first page. A token no page of this list could have
+/// returned is refused rather than answered with a silently empty page.
+pub fn page_token<'a>(collection: &str, token: &'a str) -> Result<Option<&'a str>, ApiError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let valid = if collection == RUNS {
+        uuid::Uuid::try_parse(token).is_ok()
+    } else {
+        valid_id(token)
+    };
+    if valid {
+        Ok(Some(token))
+    } else {
+        Err(ApiError::invalid(
+            "page_token",
+            format!(
+                "{} is not a page token of this list; pass a `next_page_token` as returned",
+                quoted(token)
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use backflow_engine::SyncOptions;
+
+    #[test]
+    fn page_tokens_are_ids_of_their_list() {
+        assert_eq!(page_token(SYNCS, "").unwrap(), None);
+        assert_eq!(page_token(SYNCS, "scores").unwrap(), Some("scores"));
+        let run = "0193e3c4-5a6b-7c8d-9e0f-102132435465";
+        assert_eq!(page_token(RUNS, run).unwrap(), Some(run));
+        for (collection, garbage) in [(SYNCS, "!!garbage=="), (CONNECTIONS, "a/b"), (RUNS, "x")] {
+            let e = page_token(collection, garbage).unwrap_err();
+            assert!(format!("{e:?}").contains("page_token"), "{e:?}");
+        }
+    }
 
     fn valid_sync() -> v1::Sync {
         v1::Sync {

@@ -58,7 +58,56 @@ pub fn normalize_query(query: &str) -> Result<&str, ConnectorError> {
     if q.is_empty() {
         return Err(ConnectorError::new(ErrorKind::Query, "the query is empty"));
     }
+    check_read_only(q)?;
     Ok(q)
+}
+
+/// Statements that change data or schema, refused as a source query's first word.
+const WRITING_STATEMENTS: &[&str] = &[
+    "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "REPLACE", "TRUNCATE", "DROP", "CREATE",
+    "ALTER", "GRANT", "REVOKE", "COPY", "CALL", "DO", "EXEC", "EXECUTE", "LOAD", "UNLOAD",
+    "VACUUM", "REINDEX", "CLUSTER", "COMMENT", "LOCK", "PUT", "REMOVE",
+];
+
+/// Refuses a source query whose first statement word writes (`DELETE FROM customers`): a
+/// sync reads its source and never changes it. Sources also read in read-only sessions where
+/// the database allows, which catches what a first word cannot show (a writing CTE); this
+/// check makes the common mistake a clear error when the sync is defined, instead of the
+/// database's own refusal of a wrapped statement at run time.
+pub fn check_read_only(query: &str) -> Result<(), ConnectorError> {
+    let first = first_word(query);
+    match WRITING_STATEMENTS
+        .iter()
+        .find(|w| w.eq_ignore_ascii_case(first))
+    {
+        Some(word) => Err(ConnectorError::new(
+            ErrorKind::Query,
+            format!(
+                "the source query must be read-only (a SELECT): it starts with `{word}`, which \
+                 writes"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first word of `query` after blanks, `(`, and `--` or `/* */` comments.
+fn first_word(query: &str) -> &str {
+    let mut rest = query;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 #[cfg(test)]
@@ -89,6 +138,31 @@ mod tests {
         tx.send(ReaderMessage::End).await.unwrap();
         let mut stream = reader_stream(schema, rx, "test");
         assert!(stream.next().await.is_none(), "End ends the stream cleanly");
+    }
+
+    #[test]
+    fn writing_statements_are_refused_whatever_comes_first() {
+        for q in [
+            "DELETE FROM customers",
+            "  delete from customers",
+            "-- clean up\nDELETE FROM t",
+            "/* x */ (UPDATE t SET a = 1)",
+            "insert into t values (1)",
+        ] {
+            let e = normalize_query(q).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Query, "{q}");
+            assert!(e.message().contains("must be read-only"), "{q}: {e}");
+        }
+        for q in [
+            "SELECT 1",
+            "with d as (select 1) select * from d",
+            "(SELECT deleted FROM t)",
+            "/* DELETE */ SELECT 1",
+            "VALUES (1)",
+            "SELECT * FROM updates",
+        ] {
+            assert!(normalize_query(q).is_ok(), "{q}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tracing::instrument;
 use super::ControlPlane;
 use crate::convert::{
     connection_from_proto, connection_to_proto, connection_with_secrets_to_proto, page_size,
-    parse_name, valid_id, CONNECTIONS,
+    page_token, parse_name, valid_id, CONNECTIONS,
 };
 use crate::error::ApiError;
 use crate::model::now_millis;
@@ -100,7 +100,7 @@ impl ConnectionService for ConnectionApi {
     ) -> Result<Response<ListConnectionsResponse>, Status> {
         let req = request.into_inner();
         let limit = page_size(req.page_size)?;
-        let after = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let after = page_token(CONNECTIONS, &req.page_token)?;
         let page = self
             .0
             .store

@@ -59,7 +59,7 @@ impl RunService for RunApi {
             },
             state: state_from_proto(req.state)?,
         };
-        let before = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let before = crate::convert::page_token(RUNS, &req.page_token)?;
         let page = self
             .0
             .store

@@ -259,7 +259,7 @@ impl SyncService for SyncApi {
     ) -> Result<Response<ListSyncsResponse>, Status> {
         let req = request.into_inner();
         let limit = crate::convert::page_size(req.page_size)?;
-        let after = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let after = crate::convert::page_token(SYNCS, &req.page_token)?;
         let page = self
             .0
             .store

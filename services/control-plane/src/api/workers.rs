@@ -90,10 +90,12 @@ impl WorkerService for WorkerApi {
             return Err(ApiError::invalid("worker_id", "is required").into());
         }
         tracing::Span::current().record("worker", req.worker_id.as_str());
-        let wait = req
-            .wait
-            .as_ref()
-            .and_then(duration_from_proto)
+        let wait = match req.wait.as_ref() {
+            None => DEFAULT_WAIT,
+            Some(w) => duration_from_proto(w)
+                .ok_or_else(|| ApiError::invalid("wait", "must not be negative"))?,
+        };
+        let wait = Some(wait)
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_WAIT)
             .min(MAX_WAIT);
