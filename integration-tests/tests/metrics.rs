@@ -191,3 +191,40 @@ async fn a_worker_without_its_control_plane_is_alive_but_not_ready() -> Result<(
     .context("worker readiness");
     env.finish(result).await
 }
+
+#[tokio::test]
+async fn two_standalone_instances_each_serve_their_own_admin_endpoint() -> Result<()> {
+    let env = TestEnv::new("standalone_admin").await?;
+    let result = within(TEST_LIMIT, standalone_admin_body(&env)).await;
+    env.finish(result).await
+}
+
+/// The admin address `standalone` printed at startup.
+async fn printed_admin(proc: &Proc) -> Result<String> {
+    eventually(
+        Duration::from_secs(10),
+        "the admin endpoint line",
+        || async {
+            Ok(proc.log_text().lines().find_map(|line| {
+                line.split_once("admin endpoint (/metrics, /healthz, /readyz) on http://")
+                    .map(|(_, addr)| addr.trim().to_owned())
+            }))
+        },
+    )
+    .await
+}
+
+async fn standalone_admin_body(env: &TestEnv) -> Result<()> {
+    // The control plane's default admin address, as a config file that never changed it
+    // would give: each standalone instance takes a free port of its own instead.
+    let default = [("BACKFLOW__CONTROL_PLANE__ADMIN_LISTEN", "127.0.0.1:9090")];
+    let first = start_standalone(env, "one", free_port()?, 1, &default).await?;
+    let second = start_standalone(env, "two", free_port()?, 1, &default).await?;
+    let (a, b) = (printed_admin(&first).await?, printed_admin(&second).await?);
+    ensure!(a != b, "both instances report the admin endpoint {a}");
+    for addr in [a, b] {
+        let (status, _) = http_get(&format!("http://{addr}/healthz")).await?;
+        ensure!(status == 200, "/healthz at {addr}: {status}");
+    }
+    Ok(())
+}

@@ -203,7 +203,9 @@ pub struct StandaloneArgs {
     /// Runs executed at once by the embedded worker.
     #[arg(long)]
     workers: Option<usize>,
-    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`) of the whole process.
+    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`) of the whole process. By
+    /// default an ephemeral loopback port, printed at startup, so that two instances on one
+    /// machine never collide.
     #[arg(long)]
     admin_listen: Option<String>,
 }
@@ -442,8 +444,16 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     if let Some(workers) = args.workers {
         settings.worker.concurrency = workers;
     }
-    if let Some(admin_listen) = args.admin_listen {
-        settings.control_plane.admin_listen = admin_listen;
+    match args.admin_listen {
+        Some(admin_listen) => settings.control_plane.admin_listen = admin_listen,
+        // The control plane's fixed default port would make a second instance lose its admin
+        // endpoint; an address set in the config file is kept.
+        None if settings.control_plane.admin_listen
+            == ControlPlaneSettings::default().admin_listen =>
+        {
+            settings.control_plane.admin_listen = EPHEMERAL_LOOPBACK.into();
+        }
+        None => {}
     }
     let listener = TcpListener::bind(listen)
         .await
@@ -541,6 +551,9 @@ fn worker_ready(status: WorkerStatus) -> ReadinessCheck {
     })
 }
 
+/// The admin address `standalone` uses unless told otherwise: any free loopback port.
+const EPHEMERAL_LOOPBACK: &str = "127.0.0.1:0";
+
 /// Starts the admin HTTP server on `addr` until `shutdown`. A port already in use is logged
 /// and the process goes on without it (probes then fail visibly), so a second process on one
 /// machine still runs.
@@ -553,7 +566,11 @@ async fn spawn_admin(addr: &str, admin: Admin, shutdown: CancellationToken) -> a
         }
         Err(e) => return Err(e).with_context(|| format!("admin_listen: cannot listen on {addr}")),
     };
-    info!(admin_listen = %listener.local_addr()?, "admin server listening");
+    let bound = listener.local_addr()?;
+    info!(admin_listen = %bound, "admin server listening");
+    if addr == EPHEMERAL_LOOPBACK {
+        println!("admin endpoint (/metrics, /healthz, /readyz) on http://{bound}");
+    }
     tokio::spawn(async move {
         if let Err(e) = admin::serve(listener, admin, shutdown.cancelled_owned()).await {
             tracing::error!(error = %e, "admin server stopped");
