@@ -1,4 +1,4 @@
-package backflow_test
+package e2e
 
 import (
 	"bufio"
