@@ -259,19 +259,16 @@ async fn a_query_error_carries_bigquery_message_and_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_statement_without_a_result_is_a_query_error() {
+async fn a_writing_statement_is_refused_before_it_runs() {
     let em = Emulator::from_env();
     let dataset = unique("bq_ddl");
     em.create_dataset(&dataset).await.unwrap();
-    let e = read_all(
-        &em.storage_source(),
-        &format!("CREATE TABLE {dataset}.t (a INT64)"),
-        100,
-    )
-    .await
-    .unwrap_err();
+    let ddl = format!("CREATE TABLE {dataset}.t (a INT64)");
+    let e = read_all(&em.storage_source(), &ddl, 100).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Query, "{e}");
-    assert!(e.message().contains("no result set"), "{e}");
+    assert!(e.message().contains("must be read-only"), "{e}");
+    // No job ran: the table can still be created, which fails once it exists.
+    em.run(&ddl).await.expect("the refused statement never ran");
     em.drop_dataset(&dataset).await;
 }
 

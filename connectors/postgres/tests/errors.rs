@@ -253,13 +253,22 @@ async fn query_errors_keep_the_database_message() {
         .unwrap_err();
     assert_eq!(e.code(), Some("42703"), "{e}");
 
-    // A source session is read-only.
+    // A query starting with a writing statement is refused before it reaches the server.
+    let e = source
+        .read("DELETE FROM nowhere RETURNING id", ReadOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Query, "{e}");
+    assert!(e.message().contains("must be read-only"), "{e}");
+
+    // One that writes where its first word cannot show it (a writing CTE) is refused by the
+    // server: a source session is read-only.
     let mut admin = admin().await;
     let table = unique("ro");
     exec(&mut admin, &format!("CREATE TABLE {table} (id int4)")).await;
     let e = match source
         .read(
-            &format!("DELETE FROM {table} RETURNING id"),
+            &format!("WITH gone AS (DELETE FROM {table} RETURNING id) SELECT id FROM gone"),
             ReadOptions::default(),
         )
         .await
