@@ -54,7 +54,7 @@ pub enum Error {
     /// A setting given to the builder cannot be used.
     #[error("invalid client setting `{setting}`: {reason}")]
     InvalidSetting {
-        /// Which setting (`address`, `token`).
+        /// Which setting (`address`, `token`, `ca_certificate`, `BACKFLOW_CA_CERT`).
         setting: &'static str,
         /// What is wrong with it.
         reason: String,

@@ -39,7 +39,10 @@ use futures::Stream;
 use opentelemetry::Context;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+/// The environment variable naming a PEM file of CA certificates to trust besides the system's.
+pub const CA_CERT_ENV: &str = "BACKFLOW_CA_CERT";
 
 /// The generated messages and stubs, so one dependency is enough.
 pub use backflow_proto::v1;
@@ -70,6 +73,7 @@ pub struct Client {
 pub struct ClientBuilder {
     address: String,
     token: Option<String>,
+    ca_certificate: Option<Vec<u8>>,
     retry: RetryPolicy,
     connect_timeout: Duration,
     timeout: Duration,
@@ -92,6 +96,15 @@ impl ClientBuilder {
     /// Sends `authorization: Bearer TOKEN` on every call (the control plane's API token).
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Trusts these PEM CA certificates besides the system's, for an `https://` control plane
+    /// whose certificate a private CA issued. Without it, the file the `BACKFLOW_CA_CERT`
+    /// environment variable names is read (the variable the CLI, the worker and every Backflow
+    /// client share).
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate = Some(pem.into());
         self
     }
 
@@ -164,11 +177,36 @@ impl ClientBuilder {
             .keep_alive_while_idle(true)
             .timeout(self.timeout);
         if url.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_enabled_roots();
+            if let Some(pem) = self.ca_certificate_pem()? {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
             endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_enabled_roots())
+                .tls_config(tls)
                 .map_err(|e| invalid(format!("TLS setup failed: {e}")))?;
         }
         Ok(endpoint)
+    }
+
+    /// The private CA's certificates: as given, or from the file `BACKFLOW_CA_CERT` names.
+    fn ca_certificate_pem(&self) -> Result<Option<Vec<u8>>, Error> {
+        let pem = match (&self.ca_certificate, std::env::var_os(CA_CERT_ENV)) {
+            (Some(pem), _) => pem.clone(),
+            (None, Some(path)) if !path.is_empty() => {
+                std::fs::read(&path).map_err(|e| Error::InvalidSetting {
+                    setting: CA_CERT_ENV,
+                    reason: format!("cannot read {}: {e}", path.to_string_lossy()),
+                })?
+            }
+            (None, _) => return Ok(None),
+        };
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::InvalidSetting {
+                setting: "ca_certificate",
+                reason: "holds no PEM certificate".into(),
+            });
+        }
+        Ok(Some(pem))
     }
 
     fn metadata(&self) -> Result<RequestMetadata, Error> {
@@ -247,6 +285,7 @@ impl Client {
         ClientBuilder {
             address: address.into(),
             token: None,
+            ca_certificate: None,
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),

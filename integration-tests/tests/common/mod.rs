@@ -1181,12 +1181,22 @@ pub async fn run_cli_with_env(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> Result<CliOutput> {
+    run_cli_at(env, &format!("http://{addr}"), args, envs).await
+}
+
+/// Runs `backflow --server SERVER ARGS` (SERVER a URL, such as `https://127.0.0.1:PORT`) with
+/// `envs` added to an environment without the caller's `BACKFLOW_*` variables (at most 60 s).
+pub async fn run_cli_at(
+    env: &TestEnv,
+    server: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<CliOutput> {
     let bin = backflow_bin()?;
-    let server = format!("http://{addr}");
     let mut command = Command::new(&bin);
     command
         .arg("--server")
-        .arg(&server)
+        .arg(server)
         .args(args)
         .current_dir(env.path())
         .stdin(Stdio::null())

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use backflow_common::admin::{self, Admin, ReadinessCheck};
+use backflow_common::client_tls::ca_cert_from_env;
 use backflow_connector_core::secret;
 use backflow_control_plane::api::{ControlPlane, ControlPlaneConfig};
 use backflow_control_plane::auth::AuthConfig;
@@ -84,6 +85,9 @@ pub struct WorkerSettings {
     pub server: String,
     /// Token for the worker API (secret reference allowed).
     pub token: Option<String>,
+    /// PEM file of CA certificates trusted besides the system's, for an `https://` server
+    /// whose certificate a private CA issued; unset, `BACKFLOW_CA_CERT` is read.
+    pub ca_cert: Option<PathBuf>,
     /// Runs executed at once.
     pub concurrency: usize,
     /// Seconds a run may take to finish after SIGTERM before it is handed back.
@@ -97,6 +101,7 @@ impl Default for WorkerSettings {
         Self {
             server: "http://127.0.0.1:7070".into(),
             token: None,
+            ca_cert: None,
             concurrency: 2,
             shutdown_grace_secs: 30,
             admin_listen: "127.0.0.1:9091".into(),
@@ -417,6 +422,7 @@ fn worker_config(s: &WorkerSettings) -> anyhow::Result<WorkerConfig> {
         .as_deref()
         .map(|t| resolve("worker.token", t))
         .transpose()?;
+    config.ca_cert = s.ca_cert.clone().or_else(ca_cert_from_env);
     config.concurrency = s.concurrency.max(1);
     config.shutdown_grace = Duration::from_secs(s.shutdown_grace_secs);
     Ok(config)
@@ -459,7 +465,15 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
-    settings.worker.server = format!("http://{bound}");
+    // The embedded worker dials the same address, so a certificate for a private CA needs the
+    // CA trusted here too (`worker.ca_cert` or BACKFLOW_CA_CERT) and 127.0.0.1 or ::1 in its
+    // names.
+    let scheme = if settings.control_plane.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    settings.worker.server = format!("{scheme}://{bound}");
     if settings.worker.token.is_none() {
         settings
             .worker
@@ -467,7 +481,8 @@ pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
             .clone_from(&settings.control_plane.worker_token);
     }
     println!(
-        "backflow standalone listening on http://{bound} (data in {}, {} concurrent runs)",
+        "backflow standalone listening on {} (data in {}, {} concurrent runs)",
+        settings.worker.server,
         args.data_dir.display(),
         settings.worker.concurrency
     );
@@ -507,8 +522,13 @@ pub async fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let scheme = if settings.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
-        "backflow control plane listening on {}",
+        "backflow control plane listening on {scheme}://{}",
         listener.local_addr()?
     );
     let admin = Admin::new(backflow_common::metrics::install()?);

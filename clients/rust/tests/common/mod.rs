@@ -1,6 +1,8 @@
 //! A `backflow standalone` process of one test: its own data directory, its log, killed when
 //! dropped. The binary is `$BACKFLOW_BIN`, else `backflow` next to the test executable
 //! (`cargo build -p backflow --bin backflow` puts it there).
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
 // Showing the server's log when a test fails is this module's job.
 #![allow(clippy::print_stderr)]
 
@@ -40,7 +42,7 @@ pub fn backflow_bin() -> Result<PathBuf> {
 
 /// A running `backflow standalone`.
 pub struct Standalone {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` when the environment configures TLS.
     pub address: String,
     dir: tempfile::TempDir,
     log: PathBuf,
@@ -95,7 +97,7 @@ impl Standalone {
         let address = match first {
             Ok(Ok(Some(line))) => line
                 .split_whitespace()
-                .find(|word| word.starts_with("http://"))
+                .find(|word| word.starts_with("http://") || word.starts_with("https://"))
                 .map(str::to_owned)
                 .ok_or_else(|| anyhow!("standalone printed no address: {line}"))?,
             _ => bail!(

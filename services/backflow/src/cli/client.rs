@@ -2,9 +2,11 @@
 //! token, resource names, and the one mapping from a gRPC status to a readable message.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
+use backflow_common::client_tls::client_tls_config;
 use backflow_proto::v1::connection_service_client::ConnectionServiceClient;
 use backflow_proto::v1::run_service_client::RunServiceClient;
 use backflow_proto::v1::sync_service_client::SyncServiceClient;
@@ -12,7 +14,7 @@ use clap::Args;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
@@ -28,6 +30,10 @@ pub struct ClientArgs {
     /// API token, sent as `authorization: Bearer TOKEN`.
     #[arg(long, global = true, env = "BACKFLOW_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of CA certificates trusted besides the system's, for an `https://` server
+    /// whose certificate a private CA issued.
+    #[arg(long, global = true, env = "BACKFLOW_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Adds `authorization: Bearer …` to every request when a token is configured, and the W3C
@@ -82,12 +88,18 @@ impl Client {
     pub async fn connect(args: &ClientArgs) -> anyhow::Result<Self> {
         let url = server_url(&args.server)?;
         let auth = BearerAuth::new(args.token.as_deref())?;
-        let channel = endpoint(&url)?.connect().await.map_err(|e| {
-            anyhow!(
-                "cannot reach the control plane at {url}: {}; is `backflow standalone` running?",
-                root_cause(&e)
-            )
-        })?;
+        let channel = endpoint(&url, args.ca_cert.as_deref())?
+            .connect()
+            .await
+            .map_err(|e| {
+                let cause = root_cause(&e);
+                let hint = if cause.contains("certificate") {
+                    "a private CA's certificate is trusted with --ca-cert or BACKFLOW_CA_CERT"
+                } else {
+                    "is `backflow standalone` running?"
+                };
+                anyhow!("cannot reach the control plane at {url}: {cause}; {hint}")
+            })?;
         Ok(Self::new(channel, auth))
     }
 
@@ -115,7 +127,9 @@ pub fn server_url(server: &str) -> anyhow::Result<String> {
     })
 }
 
-fn endpoint(url: &str) -> anyhow::Result<Endpoint> {
+/// The channel's endpoint; `ca_cert` matters only for `https://` (the variable may be set
+/// for every command of a shell).
+fn endpoint(url: &str, ca_cert: Option<&Path>) -> anyhow::Result<Endpoint> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("`{url}` is not a valid server address"))?
         .connect_timeout(Duration::from_secs(5))
@@ -124,7 +138,7 @@ fn endpoint(url: &str) -> anyhow::Result<Endpoint> {
         .keep_alive_while_idle(true);
     if url.starts_with("https://") {
         endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_enabled_roots())
+            .tls_config(client_tls_config(ca_cert)?)
             .context("setting up TLS")?;
     }
     Ok(endpoint)
@@ -314,8 +328,8 @@ mod tests {
             "https://backflow.example:443"
         );
         assert!(server_url(" ").is_err());
-        assert!(endpoint("http://127.0.0.1:7070").is_ok());
-        assert!(endpoint("http://bad host").is_err());
+        assert!(endpoint("http://127.0.0.1:7070", None).is_ok());
+        assert!(endpoint("http://bad host", None).is_err());
     }
 
     #[test]
@@ -378,6 +392,7 @@ mod tests {
         let args = ClientArgs {
             server: format!("127.0.0.1:{port}"),
             token: None,
+            ca_cert: None,
         };
         let error = Client::connect(&args).await.unwrap_err().to_string();
         assert!(

@@ -5,8 +5,10 @@
 //! down when the worker starts, or restarts later, costs retries, never the process.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
+use backflow_common::client_tls::client_tls_config;
 use backflow_proto::v1::worker_service_client::WorkerServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -63,8 +65,14 @@ impl tonic::service::Interceptor for BearerAuth {
     }
 }
 
-/// A client whose channel connects on first use; fails only on a malformed address or token.
-pub(crate) fn connect_lazy(server: &str, token: Option<&str>) -> Result<WorkerClient, RunnerError> {
+/// A client whose channel connects on first use; fails only on a malformed address or token,
+/// or an unusable CA file. An `https://` server is trusted through the system's roots plus
+/// `ca_cert`.
+pub(crate) fn connect_lazy(
+    server: &str,
+    token: Option<&str>,
+    ca_cert: Option<&Path>,
+) -> Result<WorkerClient, RunnerError> {
     let invalid = |message: String| RunnerError::InvalidServer {
         server: server.to_owned(),
         message,
@@ -72,13 +80,19 @@ pub(crate) fn connect_lazy(server: &str, token: Option<&str>) -> Result<WorkerCl
     if !(server.starts_with("http://") || server.starts_with("https://")) {
         return Err(invalid("expected an http:// or https:// URL".into()));
     }
-    let endpoint = Endpoint::from_shared(server.to_owned())
+    let mut endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| invalid(e.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
         .keep_alive_while_idle(true);
+    if server.starts_with("https://") {
+        let tls = client_tls_config(ca_cert).map_err(|e| invalid(e.to_string()))?;
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| invalid(e.to_string()))?;
+    }
     let channel = endpoint.connect_lazy();
     Ok(WorkerServiceClient::with_interceptor(
         channel,
@@ -146,9 +160,12 @@ mod tests {
     #[tokio::test]
     async fn addresses_are_checked_but_not_dialled() {
         // Nothing listens on port 9: a lazy channel must not care yet.
-        assert!(connect_lazy("http://127.0.0.1:9", None).is_ok());
-        assert!(connect_lazy("127.0.0.1:7070", None).is_err());
-        assert!(connect_lazy("http://bad host", None).is_err());
+        assert!(connect_lazy("http://127.0.0.1:9", None, None).is_ok());
+        assert!(connect_lazy("https://127.0.0.1:9", None, None).is_ok());
+        assert!(connect_lazy("127.0.0.1:7070", None, None).is_err());
+        assert!(connect_lazy("http://bad host", None, None).is_err());
+        let missing = Path::new("/nonexistent/ca.pem");
+        assert!(connect_lazy("https://127.0.0.1:9", None, Some(missing)).is_err());
     }
 
     #[test]

@@ -178,6 +178,7 @@ impl Worker {
         let config = WorkerConfig {
             server: format!("http://{addr}"),
             token: Some("t0k".into()),
+            ca_cert: None,
             concurrency,
             worker_id: "test-worker".into(),
             poll_wait: Duration::from_secs(1),

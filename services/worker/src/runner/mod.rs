@@ -29,6 +29,7 @@ pub use failure::LeaseError;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +79,9 @@ pub struct WorkerConfig {
     /// Bearer token for `WorkerService`, which has its own credential separate from the
     /// public API's; `None` when the control plane does not ask for one.
     pub token: Option<String>,
+    /// PEM file of CA certificates trusted besides the system's, for an `https://` control
+    /// plane whose certificate a private CA issued.
+    pub ca_cert: Option<PathBuf>,
     /// Runs executed at once; each is one polling slot.
     pub concurrency: usize,
     /// A stable id of this worker process, recorded on the runs it leases.
@@ -98,6 +102,7 @@ impl WorkerConfig {
         Self {
             server: server.into(),
             token: None,
+            ca_cert: None,
             concurrency: DEFAULT_CONCURRENCY,
             worker_id: default_worker_id(),
             poll_wait: Duration::from_secs(20),
@@ -225,7 +230,11 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunnerError> {
     config.validate()?;
-    let client = client::connect_lazy(&config.server, config.token.as_deref())?;
+    let client = client::connect_lazy(
+        &config.server,
+        config.token.as_deref(),
+        config.ca_cert.as_deref(),
+    )?;
     let leases = Arc::new(Leases::default());
     let ctx = Arc::new(Ctx {
         client: client.clone(),
