@@ -33,44 +33,78 @@ func TestMain(m *testing.M) {
 }
 
 func runWithServer(m *testing.M) int {
-	bin := os.Getenv("BACKFLOW_BIN")
-	if bin == "" {
-		target := os.Getenv("CARGO_TARGET_DIR")
-		if target == "" {
-			target = filepath.Join("..", "..", "..", "target")
-		}
-		bin = filepath.Join(target, "debug", "backflow")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		fmt.Fprintf(os.Stderr, "the backflow binary is missing at %s: build it with `cargo build -p backflow --bin backflow` or set BACKFLOW_BIN\n", bin)
-		return 1
-	}
 	dir, err := os.MkdirTemp("", "backflow-go-client-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	started, stop, err := startStandalone(dir, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	address = started
+	return m.Run()
+}
+
+// repoRoot is the repository's root, three levels above this package's directory (where `go
+// test` runs it).
+func repoRoot() string {
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		panic(err)
+	}
+	return root
+}
+
+// backflowBin is the backflow binary the tests start: $BACKFLOW_BIN, else
+// $CARGO_TARGET_DIR/debug/backflow (target/ of the repository by default).
+func backflowBin() (string, error) {
+	bin := os.Getenv("BACKFLOW_BIN")
+	if bin == "" {
+		target := os.Getenv("CARGO_TARGET_DIR")
+		if target == "" {
+			target = filepath.Join(repoRoot(), "target")
+		}
+		bin = filepath.Join(target, "debug", "backflow")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("the backflow binary is missing at %s: build it with `cargo build -p backflow --bin backflow` or set BACKFLOW_BIN", bin)
+	}
+	return bin, nil
+}
+
+// startStandalone starts `backflow standalone` on a free loopback port with its state and log
+// in dir, requiring the API token, with extraEnv (`KEY=value`) added to its environment, and
+// waits until it answers a client made with the token and opts. It returns the address it
+// printed (`http://…`, or `https://…` when it serves TLS) and a function that stops it.
+func startStandalone(dir string, extraEnv []string, opts ...backflow.Option) (string, func(), error) {
+	bin, err := backflowBin()
+	if err != nil {
+		return "", nil, err
+	}
 	cmd := exec.Command(bin, "standalone", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "state"))
 	cmd.Env = append(os.Environ(),
 		"BACKFLOW__CONTROL_PLANE__API_TOKENS="+token,
 		"BACKFLOW__CONTROL_PLANE__WORKER_TOKEN=client-test-worker-token")
+	cmd.Env = append(cmd.Env, extraEnv...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return "", nil, err
 	}
-	logFile, err := os.Create(filepath.Join(dir, "standalone.log"))
+	logPath := filepath.Join(dir, "standalone.log")
+	logFile, err := os.Create(logPath)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return "", nil, err
 	}
+	defer logFile.Close()
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return "", nil, err
 	}
-	defer func() {
+	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -78,34 +112,40 @@ func runWithServer(m *testing.M) int {
 		case <-done:
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
+			<-done
 		}
-	}()
-	listening := regexp.MustCompile(`listening on (http://\S+)`)
+	}
+	listening := regexp.MustCompile(`listening on (https?://\S+)`)
 	found := make(chan string, 1)
 	go func() {
 		scanner := bufio.NewScanner(stdout)
 		for scanner.Scan() {
 			if match := listening.FindStringSubmatch(scanner.Text()); match != nil {
-				found <- match[1]
+				select {
+				case found <- match[1]:
+				default:
+				}
 			}
 		}
 	}()
+	var started string
 	select {
-	case address = <-found:
+	case started = <-found:
 	case <-time.After(30 * time.Second):
-		log, _ := os.ReadFile(logFile.Name())
-		fmt.Fprintf(os.Stderr, "backflow standalone did not start:\n%s\n", log)
-		return 1
+		stop()
+		log, _ := os.ReadFile(logPath)
+		return "", nil, fmt.Errorf("backflow standalone did not start:\n%s", log)
 	}
-	if err := waitReady(); err != nil {
-		fmt.Fprintln(os.Stderr, "backflow standalone does not answer:", err)
-		return 1
+	if err := waitReady(started, opts...); err != nil {
+		stop()
+		log, _ := os.ReadFile(logPath)
+		return "", nil, fmt.Errorf("backflow standalone at %s does not answer: %w\n%s", started, err, log)
 	}
-	return m.Run()
+	return started, stop, nil
 }
 
-func waitReady() error {
-	c, err := backflow.New(address, backflow.WithToken(token))
+func waitReady(address string, opts ...backflow.Option) error {
+	c, err := backflow.New(address, append([]backflow.Option{backflow.WithToken(token)}, opts...)...)
 	if err != nil {
 		return err
 	}
@@ -224,7 +264,14 @@ func TestTriggerWaitFollowsTheRunToItsCountsRejectedRowsAndDestinationRows(t *te
 		t.Fatalf("created sync is named %q", created.GetName())
 	}
 
-	run, err := c.Trigger(ctx, "scores-"+f.id).Wait(ctx)
+	pending, err := c.Trigger(ctx, "scores-"+f.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending.Coalesced {
+		t.Fatalf("the first trigger of a new sync coalesced with %s", pending.Run.GetName())
+	}
+	run, err := pending.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +349,11 @@ func TestAFailedRunIsARunFailedError(t *testing.T) {
 	if _, err := c.CreateSync(ctx, "broken-"+f.id, broken); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Trigger(ctx, "broken-"+f.id).Wait(ctx)
+	pending, err := c.Trigger(ctx, "broken-"+f.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pending.Wait(ctx)
 	var failed *backflow.RunFailedError
 	if !errors.As(err, &failed) {
 		t.Fatalf("want a *backflow.RunFailedError, got %v", err)
@@ -315,8 +366,11 @@ func TestAFailedRunIsARunFailedError(t *testing.T) {
 func TestACallWithoutTheTokenIsUnauthenticated(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := connect(t).Trigger(ctx, "anything").Err()
+	pending, err := connect(t).Trigger(ctx, "anything")
 	if !backflow.IsCode(err, codes.Unauthenticated) {
 		t.Fatalf("want Unauthenticated, got %v", err)
+	}
+	if pending != nil {
+		t.Fatalf("a failed trigger returned a pending run %v", pending.Run)
 	}
 }
