@@ -2,79 +2,36 @@
 // loopback port (it binds port 0 and prints the address), requiring an API token.
 
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import initSqlJs, { type SqlJsStatic } from "sql.js";
-import { BackflowClient, BackflowError, Code, RunFailedError, RunState, SyncMode } from "../src/index.js";
+import {
+  BackflowClient,
+  BackflowError,
+  Code,
+  RunFailedError,
+  RunState,
+  SyncMode,
+  type TriggerSyncRequest,
+} from "../src/index.js";
+import { startServer, TOKEN, type Server } from "./server.js";
 
-const TOKEN = "client-test-token";
-// dist/test/client.test.js → the repository root.
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
-
-let server: ChildProcess;
+let server: Server;
 let address: string;
 let sql: SqlJsStatic;
 const dirs: string[] = [];
 
-function backflowBin(): string {
-  const bin =
-    process.env.BACKFLOW_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, "target"), "debug", "backflow");
-  try {
-    statSync(bin);
-  } catch {
-    throw new Error(
-      `the backflow binary is missing at ${bin}: build it with \`cargo build -p backflow --bin backflow\` or set BACKFLOW_BIN`,
-    );
-  }
-  return bin;
-}
-
 before(async () => {
   sql = await initSqlJs();
-  const dir = mkdtempSync(join(tmpdir(), "backflow-ts-client-"));
-  dirs.push(dir);
-  server = spawn(backflowBin(), ["standalone", "--listen", "127.0.0.1:0", "--data-dir", join(dir, "state")], {
-    env: {
-      ...process.env,
-      BACKFLOW__CONTROL_PLANE__API_TOKENS: TOKEN,
-      BACKFLOW__CONTROL_PLANE__WORKER_TOKEN: "client-test-worker-token",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let log = "";
-  server.stderr!.on("data", (chunk) => (log += chunk));
-  address = await new Promise<string>((resolveAddress, reject) => {
-    const timer = setTimeout(() => reject(new Error(`backflow standalone did not start:\n${log}`)), 30_000);
-    server.once("exit", () => reject(new Error(`backflow standalone exited:\n${log}`)));
-    server.stdout!.on("data", (chunk) => {
-      log += chunk;
-      const match = /listening on (http:\/\/\S+)/.exec(log);
-      if (match) {
-        clearTimeout(timer);
-        resolveAddress(match[1]);
-      }
-    });
-  });
-  const client = new BackflowClient(address, { token: TOKEN });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      await client.syncs.listSyncs({});
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  server = await startServer();
+  address = server.address;
 });
 
 after(() => {
-  server?.kill("SIGTERM");
+  server?.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -105,7 +62,7 @@ function fixture() {
   };
 }
 
-test("trigger().wait() follows the run to its counts, rejected rows and destination rows", async () => {
+test("(await trigger()).wait() follows the run to its counts, rejected rows and destination rows", async () => {
   const data = fixture();
   const bf = new BackflowClient(address, { token: TOKEN });
   await bf.createConnection(`wh-${data.id}`, "files", data.source);
@@ -117,8 +74,9 @@ test("trigger().wait() follows the run to its counts, rejected rows and destinat
   });
   assert.equal(created.name, `syncs/scores-${data.id}`);
 
-  const pending = bf.trigger(`scores-${data.id}`);
-  assert.equal((await pending.queued).coalesced, false);
+  const pending = await bf.trigger(`scores-${data.id}`);
+  assert.equal(pending.coalesced, false);
+  assert.equal(pending.run.sync, `syncs/scores-${data.id}`);
   const run = await pending.wait();
 
   assert.equal(run.state, RunState.SUCCEEDED);
@@ -172,7 +130,7 @@ test("a failed run rejects with RunFailedError carrying the run", async () => {
     destination: { connection: `app-${data.id}`, object: "scores", mode: SyncMode.UPSERT },
     options: { maxAttempts: 1 },
   });
-  await assert.rejects(bf.trigger(`broken-${data.id}`).wait(), (error: unknown) => {
+  await assert.rejects((await bf.trigger(`broken-${data.id}`)).wait(), (error: unknown) => {
     assert.ok(error instanceof RunFailedError);
     assert.equal(error.run.state, RunState.FAILED);
     assert.ok(error.run.error?.code);
@@ -187,4 +145,180 @@ test("a call without the token is unauthenticated", async () => {
     assert.equal(error.code, Code.Unauthenticated);
     return true;
   });
+});
+
+/** Resolves to the BackflowError `promise` rejects with; fails when it resolves. */
+async function backflowError(promise: Promise<unknown>): Promise<BackflowError> {
+  const error = await promise.then(
+    () => assert.fail("the call succeeded"),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof BackflowError, `not a BackflowError: ${error}`);
+  return error;
+}
+
+test("trigger rejects at once with NotFound for an unknown sync", async () => {
+  const bf = new BackflowClient(address, { token: TOKEN });
+  const error = await backflowError(bf.trigger(`no-such-sync-${randomBytes(4).toString("hex")}`));
+  assert.equal(error.code, Code.NotFound);
+});
+
+test("trigger sends a random request id unless given one, and the same id returns the same run", async () => {
+  const data = fixture();
+  const sent: string[] = [];
+  const bf = new BackflowClient(address, {
+    token: TOKEN,
+    interceptors: [
+      (next) => (request) => {
+        if (request.method.name === "TriggerSync" && !request.stream) {
+          sent.push((request.message as TriggerSyncRequest).requestId);
+        }
+        return next(request);
+      },
+    ],
+  });
+  await bf.createConnection(`wh-${data.id}`, "files", data.source);
+  await bf.createConnection(`app-${data.id}`, "sqlite", data.destination);
+  await bf.createSync(`ids-${data.id}`, {
+    source: { connection: `wh-${data.id}`, query: "SELECT id, name, score FROM scores WHERE score >= 0" },
+    primaryKey: ["id"],
+    destination: { connection: `app-${data.id}`, object: "scores", mode: SyncMode.UPSERT },
+  });
+
+  const first = await bf.triggerAndWait(`ids-${data.id}`);
+  const second = await bf.triggerAndWait(`ids-${data.id}`);
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  assert.equal(sent.length, 2);
+  assert.match(sent[0], uuid);
+  assert.match(sent[1], uuid);
+  assert.notEqual(sent[0], sent[1]);
+  assert.notEqual(first.name, second.name);
+
+  const requestId = `retry-${data.id}`;
+  const once = await bf.trigger(`ids-${data.id}`, { requestId });
+  await once.wait();
+  const again = await bf.trigger(`ids-${data.id}`, { requestId });
+  assert.deepEqual(sent.slice(2), [requestId, requestId]);
+  assert.equal(again.name, once.name);
+});
+
+test("triggerAndWait resolves to the finished run", async () => {
+  const data = fixture();
+  const bf = new BackflowClient(address, { token: TOKEN });
+  await bf.createConnection(`wh-${data.id}`, "files", data.source);
+  await bf.createConnection(`app-${data.id}`, "sqlite", data.destination);
+  await bf.createSync(`tw-${data.id}`, {
+    source: { connection: `wh-${data.id}`, query: "SELECT id, name, score FROM scores WHERE score >= 0" },
+    primaryKey: ["id"],
+    destination: { connection: `app-${data.id}`, object: "scores", mode: SyncMode.UPSERT },
+  });
+  const run = await bf.triggerAndWait(`tw-${data.id}`, { fullResync: true });
+  assert.equal(run.state, RunState.SUCCEEDED);
+  assert.equal(run.counts?.written, 2n);
+  assert.deepEqual(data.destinationRows(), [
+    [1, "ada", 0.5],
+    [3, "cy", 2.5],
+  ]);
+});
+
+test("the connection and sync wrappers get, list, test, plan, pause, resume and delete", async () => {
+  const data = fixture();
+  const bf = new BackflowClient(address, { token: TOKEN });
+  await bf.createConnection(`wh-${data.id}`, "files", data.source);
+  await bf.createConnection(`app-${data.id}`, "sqlite", data.destination);
+  await bf.createConnection(`gone-${data.id}`, "sqlite", { path: join(tmpdir(), `missing-${data.id}.db`) });
+
+  const wh = await bf.getConnection(`connections/wh-${data.id}`);
+  assert.equal(wh.name, `connections/wh-${data.id}`);
+  assert.equal(wh.type, "files");
+  assert.deepEqual(wh.config, data.source);
+  const names = (await bf.listConnections()).map((c) => c.name);
+  for (const id of [`app-${data.id}`, `gone-${data.id}`, `wh-${data.id}`]) {
+    assert.ok(names.includes(`connections/${id}`), `${id} not in ${names}`);
+  }
+  assert.deepEqual(names, [...names].sort());
+
+  assert.equal((await bf.testConnection(`app-${data.id}`)).ok, true);
+  const failed = await bf.testConnection(`gone-${data.id}`);
+  assert.equal(failed.ok, false);
+  assert.equal(failed.field, "path");
+
+  const sync = `wrap-${data.id}`;
+  await bf.createSync(sync, {
+    source: { connection: `wh-${data.id}`, query: "SELECT id, name, score FROM scores WHERE score >= 0" },
+    primaryKey: ["id"],
+    destination: { connection: `app-${data.id}`, object: "scores", mode: SyncMode.UPSERT },
+  });
+  assert.ok((await bf.listSyncs()).some((s) => s.name === `syncs/${sync}`));
+
+  const plan = await bf.plan(sync, 1);
+  assert.deepEqual([plan.read, plan.added, plan.changed, plan.removed], [2n, 2n, 0n, 0n]);
+  assert.equal(plan.sampleAdded.length, 1);
+  assert.deepEqual(data.destinationRows(), [], "plan wrote rows");
+
+  assert.equal((await bf.pauseSync(sync)).paused, true);
+  assert.equal((await backflowError(bf.trigger(sync))).code, Code.FailedPrecondition);
+  assert.equal((await bf.resumeSync(`syncs/${sync}`)).paused, false);
+  await (await bf.trigger(sync)).wait();
+
+  assert.equal((await backflowError(bf.deleteConnection(`wh-${data.id}`))).code, Code.FailedPrecondition);
+  await bf.deleteSync(sync);
+  assert.equal((await backflowError(bf.getSync(sync))).code, Code.NotFound);
+  assert.deepEqual(await bf.listRuns(sync), []);
+  await bf.deleteConnection(`wh-${data.id}`);
+  assert.equal((await backflowError(bf.getConnection(`wh-${data.id}`))).code, Code.NotFound);
+});
+
+test("cancelRun of a finished run is FailedPrecondition", async () => {
+  const data = fixture();
+  const bf = new BackflowClient(address, { token: TOKEN });
+  await bf.createConnection(`wh-${data.id}`, "files", data.source);
+  await bf.createConnection(`app-${data.id}`, "sqlite", data.destination);
+  await bf.createSync(`done-${data.id}`, {
+    source: { connection: `wh-${data.id}`, query: "SELECT id, name, score FROM scores WHERE score >= 0" },
+    primaryKey: ["id"],
+    destination: { connection: `app-${data.id}`, object: "scores", mode: SyncMode.UPSERT },
+  });
+  const run = await bf.triggerAndWait(`done-${data.id}`);
+  assert.equal((await backflowError(bf.cancelRun(run.name))).code, Code.FailedPrecondition);
+  assert.equal((await bf.getRun(run.name)).state, RunState.SUCCEEDED);
+  assert.deepEqual(
+    (await bf.listRuns(`done-${data.id}`, RunState.SUCCEEDED)).map((r) => r.name),
+    [run.name],
+  );
+  assert.deepEqual(await bf.listRuns(`done-${data.id}`, RunState.FAILED), []);
+});
+
+/** Runs `body` with BACKFLOW_CA_CERT set to `value` (removed when undefined), then restores it. */
+function withCaCertEnv<T>(value: string | undefined, body: () => T): T {
+  const saved = process.env.BACKFLOW_CA_CERT;
+  if (value === undefined) delete process.env.BACKFLOW_CA_CERT;
+  else process.env.BACKFLOW_CA_CERT = value;
+  try {
+    return body();
+  } finally {
+    if (saved === undefined) delete process.env.BACKFLOW_CA_CERT;
+    else process.env.BACKFLOW_CA_CERT = saved;
+  }
+}
+
+test("an unreadable BACKFLOW_CA_CERT throws from the constructor, naming the variable and path", () => {
+  const path = join(tmpdir(), `no-such-ca-${randomBytes(4).toString("hex")}.pem`);
+  withCaCertEnv(path, () => {
+    assert.throws(
+      () => new BackflowClient("https://127.0.0.1:1", { token: TOKEN }),
+      (error: unknown) => {
+        assert.ok(error instanceof Error);
+        assert.ok(error.message.includes(`BACKFLOW_CA_CERT=${path}`), error.message);
+        return true;
+      },
+    );
+    // Only https:// addresses read it; an empty value means unset.
+    new BackflowClient("http://127.0.0.1:1", { token: TOKEN });
+  });
+  withCaCertEnv("", () => new BackflowClient("https://127.0.0.1:1", { token: TOKEN }));
+});
+
+test("caCert needs an https:// address", () => {
+  assert.throws(() => new BackflowClient("http://127.0.0.1:1", { caCert: "pem" }), TypeError);
 });
