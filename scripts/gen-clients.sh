@@ -9,4 +9,5 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/client-tools.sh"
 install_client_tools
 cd "$ROOT"
-"$BUF" generate --template buf.gen.yaml "$@"
+# buf.gen.yaml runs the Python generators with the `python3` on PATH: the generator's venv.
+PATH="$GEN_VENV/bin:$PATH" "$BUF" generate --template buf.gen.yaml "$@"

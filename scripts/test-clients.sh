@@ -39,9 +39,11 @@ if [ -z "${BACKFLOW_BIN:-}" ]; then
   export BACKFLOW_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/backflow"
 fi
 
-step "python client"
-(cd clients/python && python3 -m mypy --cache-dir "$TOOLS_DIR/mypy-cache")
-PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q -p no:cacheprovider clients/python
+step "python client, newest supported runtimes ($(cd clients/python && grep -h '^protobuf==\|^grpcio==' constraints/highest.txt | paste -sd' '))"
+(cd clients/python && "$VENV/bin/python3" -m mypy --cache-dir "$TOOLS_DIR/mypy-cache")
+PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python3" -m pytest -q -p no:cacheprovider clients/python
+step "python client, oldest supported runtimes ($(cd clients/python && grep -h '^protobuf==\|^grpcio==' constraints/lowest.txt | paste -sd' '))"
+PYTHONDONTWRITEBYTECODE=1 "$LOWEST_VENV/bin/python3" -m pytest -q -p no:cacheprovider clients/python
 
 step "go client"
 (

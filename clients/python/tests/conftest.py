@@ -12,9 +12,10 @@ import sqlite3
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import pytest
 
@@ -22,7 +23,7 @@ from backflow_client import BackflowError, Client
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "client-test-token"
-LISTENING = re.compile(r"listening on (http://\S+)")
+LISTENING = re.compile(r"listening on (https?://\S+)")
 
 
 @dataclass
@@ -54,40 +55,51 @@ def backflow_bin() -> Path:
     return target / "debug" / "backflow"
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextmanager
+def standalone(directory: Path, env: Mapping[str, str] = {}) -> Iterator[str]:
+    """Runs `backflow standalone` with its data in `directory` and `env` added to ours, and
+    yields the address it prints (`http://…`, or `https://…` when `env` configures TLS)."""
     binary = backflow_bin()
     if not binary.is_file():
         pytest.fail(
             f"the backflow binary is missing at {binary}: build it with "
             "`cargo build -p backflow --bin backflow` or set BACKFLOW_BIN"
         )
-    data = tmp_path_factory.mktemp("standalone")
-    log_path = data / "standalone.log"
-    env = dict(
-        os.environ,
-        BACKFLOW__CONTROL_PLANE__API_TOKENS=TOKEN,
-        BACKFLOW__CONTROL_PLANE__WORKER_TOKEN="client-test-worker-token",
-    )
+    log_path = directory / "standalone.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(binary), "standalone", "--listen", "127.0.0.1:0", "--data-dir", str(data / "state")],
+            [str(binary), "standalone", "--listen", "127.0.0.1:0", "--data-dir", str(directory / "state")],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=dict(os.environ, **env),
         )
     try:
-        address = None
         deadline = time.monotonic() + 30
-        while address is None:
+        while True:
             match = LISTENING.search(log_path.read_text(errors="replace"))
             if match:
-                address = match.group(1)
-            elif process.poll() is not None or time.monotonic() > deadline:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"backflow standalone did not start:\n{log_path.read_text()}")
-            else:
-                time.sleep(0.05)
+            time.sleep(0.05)
+        yield match.group(1)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        "BACKFLOW__CONTROL_PLANE__API_TOKENS": TOKEN,
+        "BACKFLOW__CONTROL_PLANE__WORKER_TOKEN": "client-test-worker-token",
+    }
+    with standalone(tmp_path_factory.mktemp("standalone"), env) as address:
         with Client(address, token=TOKEN) as client:
+            deadline = time.monotonic() + 30
             while True:
                 try:
                     list(client.list_syncs())
@@ -97,12 +109,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                         raise
                     time.sleep(0.1)
         yield Server(address, TOKEN)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any, AsyncGenerator, AsyncIterator, Generator, Mapping, Optional, Sequence
 
@@ -257,11 +258,15 @@ class AsyncClient:
     def trigger(
         self, name: str, *, full_resync: bool = False, request_id: str = ""
     ) -> AsyncPendingRun:
-        """Queues a run of the sync now: `await bf.trigger(name)` returns it as queued, and
+        """Queues a run of the sync now: `await bf.trigger(name)` returns it as queued (raising
+        when the trigger is refused, such as `NotFoundError` for an unknown sync), and
         `await bf.trigger(name).wait()` follows it to its end. The same `request_id` returns
-        the run it created the first time."""
+        the run it created the first time; without one a random id is sent, so gRPC's retry of
+        a call whose answer was lost never queues a second run."""
         request = sync_pb2.TriggerSyncRequest(
-            name=_messages.resource("syncs", name), full_resync=full_resync, request_id=request_id
+            name=_messages.resource("syncs", name),
+            full_resync=full_resync,
+            request_id=request_id or str(uuid.uuid4()),
         )
         return AsyncPendingRun(self, request)
 

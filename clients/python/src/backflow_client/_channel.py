@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 import grpc
@@ -110,8 +112,35 @@ class AioStreamTokenInterceptor(grpc.aio.UnaryStreamClientInterceptor):
         return await continuation(_aio_details(client_call_details, self._token), request)
 
 
+#: The environment variable naming a PEM file of CA certificates that an https:// address
+#: trusts besides the default roots; the Backflow CLI, workers and every client read it.
+CA_CERT_ENV = "BACKFLOW_CA_CERT"
+
+#: The root certificates grpcio uses when it is given none.
+_GRPC_ROOTS = Path(grpc.__file__).parent / "_cython" / "_credentials" / "roots.pem"
+
+
+def _env_roots() -> Optional[bytes]:
+    """grpcio's default roots plus the CA certificates of the file BACKFLOW_CA_CERT names, or
+    None when it is unset or empty (grpcio then uses its defaults)."""
+    path = os.environ.get(CA_CERT_ENV)
+    if not path:
+        return None
+    try:
+        extra = Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError(f"{CA_CERT_ENV}={path}: cannot read the CA certificates: {e}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in extra:
+        raise ValueError(f"{CA_CERT_ENV}={path} holds no PEM certificate")
+    defaults = _GRPC_ROOTS.read_bytes() if _GRPC_ROOTS.is_file() else b""
+    return defaults + b"\n" + extra
+
+
 def credentials(tls: bool, root_certificates: Optional[bytes]) -> Optional[grpc.ChannelCredentials]:
-    """TLS credentials, or None for plaintext HTTP/2."""
+    """TLS credentials, or None for plaintext HTTP/2. `root_certificates` replaces the default
+    roots, as in grpcio; without it, an https:// address also trusts BACKFLOW_CA_CERT's CA."""
     if not tls and root_certificates is None:
         return None
+    if root_certificates is None:
+        root_certificates = _env_roots()
     return grpc.ssl_channel_credentials(root_certificates=root_certificates)

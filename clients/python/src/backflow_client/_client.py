@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 from typing import Any, Iterator, Mapping, Optional, Sequence, TypeVar
 
@@ -232,9 +233,14 @@ class Client:
         self, name: str, *, full_resync: bool = False, request_id: str = ""
     ) -> PendingRun:
         """Queues a run of the sync now; `.wait()` on the result follows it to its end.
-        The same `request_id` returns the run it created the first time."""
+        Raises at once when the trigger is refused (`NotFoundError` for an unknown sync), as
+        the Rust, Go and TypeScript clients do. The same `request_id` returns the run it created
+        the first time; without one a random id is sent, so gRPC's retry of a call whose answer
+        was lost never queues a second run."""
         request = sync_pb2.TriggerSyncRequest(
-            name=_messages.resource("syncs", name), full_resync=full_resync, request_id=request_id
+            name=_messages.resource("syncs", name),
+            full_resync=full_resync,
+            request_id=request_id or str(uuid.uuid4()),
         )
         response = _call(self.syncs.TriggerSync, request)
         return PendingRun(self, response.run, response.coalesced)

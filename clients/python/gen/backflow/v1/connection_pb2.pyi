@@ -1,5 +1,3 @@
-import datetime
-
 from backflow.v1 import connector_pb2 as _connector_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -7,8 +5,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -24,7 +21,7 @@ class Connection(_message.Message):
     config: _struct_pb2.Struct
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateConnectionRequest(_message.Message):
     __slots__ = ("connection_id", "connection", "validate_only")
@@ -34,7 +31,7 @@ class CreateConnectionRequest(_message.Message):
     connection_id: str
     connection: Connection
     validate_only: bool
-    def __init__(self, connection_id: _Optional[str] = ..., connection: _Optional[_Union[Connection, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    def __init__(self, connection_id: _Optional[str] = ..., connection: _Optional[_Union[Connection, _Mapping]] = ..., validate_only: bool = ...) -> None: ...
 
 class CreateConnectionResponse(_message.Message):
     __slots__ = ("connection",)
@@ -78,7 +75,7 @@ class UpdateConnectionRequest(_message.Message):
     connection: Connection
     update_mask: _field_mask_pb2.FieldMask
     validate_only: bool
-    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., validate_only: bool = ...) -> None: ...
 
 class UpdateConnectionResponse(_message.Message):
     __slots__ = ("connection",)
@@ -112,4 +109,4 @@ class TestConnectionResponse(_message.Message):
     error_kind: str
     message: str
     field: str
-    def __init__(self, ok: _Optional[bool] = ..., error_kind: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
+    def __init__(self, ok: bool = ..., error_kind: _Optional[str] = ..., message: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...

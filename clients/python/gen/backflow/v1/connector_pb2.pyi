@@ -4,8 +4,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -50,7 +49,7 @@ class ConnectorCapabilities(_message.Message):
     creates_tables: bool
     max_object_name: IdentifierLimit
     max_column_name: IdentifierLimit
-    def __init__(self, modes: _Optional[_Iterable[_Union[_sync_pb2.SyncMode, str]]] = ..., schemaless: _Optional[bool] = ..., max_decimal_precision: _Optional[int] = ..., timestamp_precision_digits: _Optional[int] = ..., creates_tables: _Optional[bool] = ..., max_object_name: _Optional[_Union[IdentifierLimit, _Mapping]] = ..., max_column_name: _Optional[_Union[IdentifierLimit, _Mapping]] = ...) -> None: ...
+    def __init__(self, modes: _Optional[_Iterable[_Union[_sync_pb2.SyncMode, str]]] = ..., schemaless: bool = ..., max_decimal_precision: _Optional[int] = ..., timestamp_precision_digits: _Optional[int] = ..., creates_tables: bool = ..., max_object_name: _Optional[_Union[IdentifierLimit, _Mapping]] = ..., max_column_name: _Optional[_Union[IdentifierLimit, _Mapping]] = ...) -> None: ...
 
 class IdentifierLimit(_message.Message):
     __slots__ = ("max", "unit")
@@ -76,7 +75,7 @@ class ConfigField(_message.Message):
     default_value: _struct_pb2.Value
     allowed_values: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
     description: str
-    def __init__(self, path: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., required: _Optional[bool] = ..., secret: _Optional[bool] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., allowed_values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ..., description: _Optional[str] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., types: _Optional[_Iterable[str]] = ..., required: bool = ..., secret: bool = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., allowed_values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class ListConnectorTypesRequest(_message.Message):
     __slots__ = ()

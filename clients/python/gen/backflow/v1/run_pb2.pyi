@@ -1,13 +1,10 @@
-import datetime
-
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -73,7 +70,7 @@ class Run(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     not_before: _timestamp_pb2.Timestamp
     trace_id: str
-    def __init__(self, name: _Optional[str] = ..., sync: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[RunTrigger, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., full_resync: _Optional[bool] = ..., counts: _Optional[_Union[RunCounts, _Mapping]] = ..., timings: _Optional[_Union[RunTimings, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., cancel_requested: _Optional[bool] = ..., rejected_rows: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., sync: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[RunTrigger, str]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., full_resync: bool = ..., counts: _Optional[_Union[RunCounts, _Mapping]] = ..., timings: _Optional[_Union[RunTimings, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., cancel_requested: bool = ..., rejected_rows: _Optional[int] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., not_before: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class RunCounts(_message.Message):
     __slots__ = ("read", "added", "changed", "unchanged", "removed", "written", "deleted", "failed", "skipped")
@@ -109,7 +106,7 @@ class RunTimings(_message.Message):
     destination_write: _duration_pb2.Duration
     snapshot_write: _duration_pb2.Duration
     total: _duration_pb2.Duration
-    def __init__(self, source_read: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., diff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., destination_write: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., snapshot_write: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., total: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    def __init__(self, source_read: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., diff: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., destination_write: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., snapshot_write: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., total: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RunError(_message.Message):
     __slots__ = ("code", "message", "retryable")
@@ -119,7 +116,7 @@ class RunError(_message.Message):
     code: str
     message: str
     retryable: bool
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., retryable: bool = ...) -> None: ...
 
 class RejectedRow(_message.Message):
     __slots__ = ("key", "column", "message", "operation")

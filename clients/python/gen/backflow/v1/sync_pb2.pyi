@@ -1,5 +1,3 @@
-import datetime
-
 from backflow.v1 import run_pb2 as _run_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
@@ -8,8 +6,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -50,7 +47,7 @@ class Sync(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     last_run: str
-    def __init__(self, name: _Optional[str] = ..., source: _Optional[_Union[SyncSource, _Mapping]] = ..., primary_key: _Optional[_Iterable[str]] = ..., destination: _Optional[_Union[SyncDestination, _Mapping]] = ..., mappings: _Optional[_Iterable[_Union[Mapping, _Mapping]]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., options: _Optional[_Union[SyncOptions, _Mapping]] = ..., paused: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., source: _Optional[_Union[SyncSource, _Mapping]] = ..., primary_key: _Optional[_Iterable[str]] = ..., destination: _Optional[_Union[SyncDestination, _Mapping]] = ..., mappings: _Optional[_Iterable[_Union[Mapping, _Mapping]]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., options: _Optional[_Union[SyncOptions, _Mapping]] = ..., paused: bool = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[str] = ...) -> None: ...
 
 class SyncSource(_message.Message):
     __slots__ = ("connection", "query")
@@ -72,7 +69,7 @@ class SyncDestination(_message.Message):
     mode: SyncMode
     create_table: bool
     shared: bool
-    def __init__(self, connection: _Optional[str] = ..., object: _Optional[str] = ..., mode: _Optional[_Union[SyncMode, str]] = ..., create_table: _Optional[bool] = ..., shared: _Optional[bool] = ...) -> None: ...
+    def __init__(self, connection: _Optional[str] = ..., object: _Optional[str] = ..., mode: _Optional[_Union[SyncMode, str]] = ..., create_table: bool = ..., shared: bool = ...) -> None: ...
 
 class Mapping(_message.Message):
     __slots__ = ("to",)
@@ -89,7 +86,7 @@ class Schedule(_message.Message):
     every: _duration_pb2.Duration
     cron: str
     after_sync: str
-    def __init__(self, every: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cron: _Optional[str] = ..., after_sync: _Optional[str] = ...) -> None: ...
+    def __init__(self, every: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., cron: _Optional[str] = ..., after_sync: _Optional[str] = ...) -> None: ...
 
 class SyncOptions(_message.Message):
     __slots__ = ("allow_empty_source", "max_delete_fraction", "max_rejected_rows", "batch_size", "max_attempts")
@@ -103,7 +100,7 @@ class SyncOptions(_message.Message):
     max_rejected_rows: int
     batch_size: int
     max_attempts: int
-    def __init__(self, allow_empty_source: _Optional[bool] = ..., max_delete_fraction: _Optional[float] = ..., max_rejected_rows: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    def __init__(self, allow_empty_source: bool = ..., max_delete_fraction: _Optional[float] = ..., max_rejected_rows: _Optional[int] = ..., batch_size: _Optional[int] = ..., max_attempts: _Optional[int] = ...) -> None: ...
 
 class CreateSyncRequest(_message.Message):
     __slots__ = ("sync_id", "sync")
@@ -179,7 +176,7 @@ class TriggerSyncRequest(_message.Message):
     name: str
     full_resync: bool
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., full_resync: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., full_resync: bool = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TriggerSyncResponse(_message.Message):
     __slots__ = ("run", "coalesced")
@@ -187,7 +184,7 @@ class TriggerSyncResponse(_message.Message):
     COALESCED_FIELD_NUMBER: _ClassVar[int]
     run: _run_pb2.Run
     coalesced: bool
-    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., coalesced: _Optional[bool] = ...) -> None: ...
+    def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., coalesced: bool = ...) -> None: ...
 
 class PlanSyncRequest(_message.Message):
     __slots__ = ("name", "sample_size")
