@@ -54,6 +54,10 @@ step "go client"
     exit 1
   fi
   go vet ./...
+  # The oldest Go the module declares (go.mod) must build it: Go fetches that toolchain from
+  # the module proxy once.
+  GOTOOLCHAIN="go$(go mod edit -json | python3 -c 'import json, sys; print(json.load(sys.stdin)["Go"])')" \
+    go build ./...
   # The end-to-end tests are a module of their own (e2e/go.mod), so their SQLite driver never
   # reaches a consumer's module graph.
   cd e2e
@@ -63,3 +67,6 @@ step "go client"
 
 step "typescript client"
 (cd clients/typescript && npm test --silent)
+
+step "clients installed the documented way into empty projects"
+"$ROOT/scripts/test-client-installs.sh"
