@@ -10,7 +10,7 @@ use backflow_proto::v1::run_service_server::RunServiceServer;
 use backflow_proto::v1::sync_service_server::SyncServiceServer;
 use backflow_proto::v1::worker_service_server::WorkerServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::{ConnectionApi, ControlPlane, RunApi, SyncApi, WorkerApi};
@@ -37,6 +37,13 @@ pub struct TlsFiles {
     pub cert_pem: Vec<u8>,
     /// Private key.
     pub key_pem: Vec<u8>,
+}
+
+/// Accepted connections with Nagle's algorithm off. Small gRPC responses would otherwise wait
+/// for the client's delayed ACK (about 40 ms on Linux) whenever a response is written in two
+/// segments, which made a share of TriggerSync calls take 40+ ms instead of a few.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -77,7 +84,7 @@ pub async fn serve(
         .add_service(SyncServiceServer::new(SyncApi(Arc::clone(&cp))))
         .add_service(RunServiceServer::new(RunApi(Arc::clone(&cp))))
         .add_service(WorkerServiceServer::new(WorkerApi(Arc::clone(&cp))))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming(listener), async move {
             shutdown.await;
             cp.stopping.cancel();
         })

@@ -226,46 +226,45 @@ impl Store {
                 });
             }
             let id = uuid::Uuid::now_v7().to_string();
-            let inserted = sqlx::query(
+            // RETURNING saves reading the run back: one round trip fewer per trigger.
+            let insert = format!(
                 "INSERT INTO runs (id, sync_id, state, trigger_kind, attempt, max_attempts, \
                  full_resync, counts, cancel_requested, rejected_count, request_id, traceparent, \
                  created_at, not_before) \
                  VALUES ($1, $2, 'queued', $3, 0, $4, $5, $6, $7, 0, $8, $9, $10, $10) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&id)
-            .bind(&sync.id)
-            .bind(new.trigger.as_str())
-            .bind(i64::from(sync.definition.max_attempts))
-            .bind(new.full_resync)
-            .bind(to_json(&RunCounts::default())?)
-            .bind(false)
-            .bind(&new.request_id)
-            .bind(&new.traceparent)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    StoreError::not_found("sync", &new.sync_id)
-                } else {
-                    StoreError::Database(e)
-                }
-            })?
-            .rows_affected();
-            if inserted == 0 {
+                 ON CONFLICT DO NOTHING RETURNING {RUN_COLUMNS}"
+            );
+            let inserted = sqlx::query(&insert)
+                .bind(&id)
+                .bind(&sync.id)
+                .bind(new.trigger.as_str())
+                .bind(i64::from(sync.definition.max_attempts))
+                .bind(new.full_resync)
+                .bind(to_json(&RunCounts::default())?)
+                .bind(false)
+                .bind(&new.request_id)
+                .bind(&new.traceparent)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if is_foreign_key_violation(&e) {
+                        StoreError::not_found("sync", &new.sync_id)
+                    } else {
+                        StoreError::Database(e)
+                    }
+                })?;
+            let Some(inserted) = inserted else {
                 // A concurrent enqueue won the race; its run is committed by now (the insert
                 // waited for it), so the next round returns it.
                 continue;
-            }
+            };
+            let run = run_from_row(&inserted)?;
             sqlx::query("UPDATE syncs SET last_run_id = $1 WHERE id = $2")
                 .bind(&id)
                 .bind(&sync.id)
                 .execute(&mut *tx)
                 .await?;
-            let run = fetch_run(&mut tx, &id, "")
-                .await?
-                .ok_or_else(|| StoreError::not_found(RUN, &id))?;
             tx.commit().await?;
             tracing::debug!(run_id = %run.id, sync_id = %run.sync_id, trigger = run.trigger.as_str(), "run queued");
             return Ok(Enqueued {
