@@ -25,7 +25,8 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -481,10 +482,16 @@ impl SnapshotStore {
             path_safe(sync),
             path_safe(run_id)
         ));
+        // Keys are unique and hashes random, so dictionaries never pay off and the hashes do
+        // not compress; nothing reads statistics (snapshots are read whole). Without them a
+        // 1M-key snapshot is written in 0.16 s instead of 0.21 s (examples/snapshot_write.rs).
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(1).expect("valid level"),
             ))
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::None)
+            .set_column_compression(ColumnPath::from("hash"), Compression::UNCOMPRESSED)
             .build();
         let object = BufWriter::new(self.store.clone(), path.clone());
         let mut writer = AsyncArrowWriter::try_new(object, schema.clone(), Some(props))
