@@ -177,7 +177,9 @@ test("a sync without a primary key is InvalidArgument naming sync.primary_key", 
 test("cancelRun cancels a run that is still reading", async () => {
   const sync = `ts-slow-${ID}`;
   await bf.createSync(sync, {
-    source: { connection: `pg-src-${ID}`, query: "SELECT 1::bigint AS id, pg_sleep(3)::text AS slept" },
+    // The query outlasts a worker heartbeat (5 s), which is when the worker learns of the
+    // cancel; a shorter one could finish first and make the run succeed.
+    source: { connection: `pg-src-${ID}`, query: "SELECT 1::bigint AS id, pg_sleep(30)::text AS slept" },
     primaryKey: ["id"],
     destination: { connection: `pg-dst-${ID}`, object: SLOW, mode: SyncMode.UPSERT, createTable: true },
   });
