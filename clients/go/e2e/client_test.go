@@ -170,6 +170,17 @@ type fixture struct {
 	database    string
 }
 
+// createConnections adds the fixture's `wh-ID` (files) and `app-ID` (SQLite) connections.
+func createConnections(ctx context.Context, t *testing.T, c *backflow.Client, f fixture) {
+	t.Helper()
+	if _, err := c.CreateConnection(ctx, "wh-"+f.id, "files", f.source); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateConnection(ctx, "app-"+f.id, "sqlite", f.destination); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	dir := t.TempDir()
@@ -250,12 +261,7 @@ func TestTriggerWaitFollowsTheRunToItsCountsRejectedRowsAndDestinationRows(t *te
 	defer cancel()
 	f := newFixture(t)
 	c := connect(t, backflow.WithToken(token))
-	if _, err := c.CreateConnection(ctx, "wh-"+f.id, "files", f.source); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateConnection(ctx, "app-"+f.id, "sqlite", f.destination); err != nil {
-		t.Fatal(err)
-	}
+	createConnections(ctx, t, c, f)
 	created, err := c.CreateSync(ctx, "scores-"+f.id, scoresSync(f, "SELECT id, name, score FROM scores"))
 	if err != nil {
 		t.Fatal(err)
@@ -337,12 +343,7 @@ func TestAFailedRunIsARunFailedError(t *testing.T) {
 	defer cancel()
 	f := newFixture(t)
 	c := connect(t, backflow.WithToken(token))
-	if _, err := c.CreateConnection(ctx, "wh-"+f.id, "files", f.source); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateConnection(ctx, "app-"+f.id, "sqlite", f.destination); err != nil {
-		t.Fatal(err)
-	}
+	createConnections(ctx, t, c, f)
 	broken := scoresSync(f, "SELECT id, no_such_column FROM scores")
 	one := uint32(1)
 	broken.Options = &backflowv1.SyncOptions{MaxAttempts: &one}

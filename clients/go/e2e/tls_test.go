@@ -62,12 +62,7 @@ func TestTLSWithAPrivateCA(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := newFixture(t)
-		if _, err := c.CreateConnection(ctx, "wh-"+f.id, "files", f.source); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateConnection(ctx, "app-"+f.id, "sqlite", f.destination); err != nil {
-			t.Fatal(err)
-		}
+		createConnections(ctx, t, c, f)
 		if _, err := c.CreateSync(ctx, "scores-"+f.id, scoresSync(f, "SELECT id, name, score FROM scores")); err != nil {
 			t.Fatal(err)
 		}

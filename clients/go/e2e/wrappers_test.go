@@ -22,12 +22,7 @@ func TestTheWrappersGetListTestPlanPauseWatchAndDelete(t *testing.T) {
 	defer cancel()
 	f := newFixture(t)
 	c := connect(t, backflow.WithToken(token))
-	if _, err := c.CreateConnection(ctx, "wh-"+f.id, "files", f.source); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateConnection(ctx, "app-"+f.id, "sqlite", f.destination); err != nil {
-		t.Fatal(err)
-	}
+	createConnections(ctx, t, c, f)
 
 	got, err := c.GetConnection(ctx, "wh-"+f.id)
 	if err != nil {
@@ -143,12 +138,7 @@ func TestARequestIDMakesTheTriggerIdempotent(t *testing.T) {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 	c := connect(t, backflow.WithToken(token), backflow.WithDialOptions(grpc.WithChainUnaryInterceptor(record)))
-	if _, err := c.CreateConnection(ctx, "wh-"+f.id, "files", f.source); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateConnection(ctx, "app-"+f.id, "sqlite", f.destination); err != nil {
-		t.Fatal(err)
-	}
+	createConnections(ctx, t, c, f)
 	name := "scores-" + f.id
 	if _, err := c.CreateSync(ctx, name, scoresSync(f, "SELECT id, name, score FROM scores")); err != nil {
 		t.Fatal(err)

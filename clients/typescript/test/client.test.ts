@@ -18,6 +18,7 @@ import {
   type TriggerSyncRequest,
 } from "../src/index.js";
 import { startServer, TOKEN, type Server } from "./server.js";
+import { backflowError, withCaCertEnv } from "./helpers.js";
 
 let server: Server;
 let address: string;
@@ -146,16 +147,6 @@ test("a call without the token is unauthenticated", async () => {
     return true;
   });
 });
-
-/** Resolves to the BackflowError `promise` rejects with; fails when it resolves. */
-async function backflowError(promise: Promise<unknown>): Promise<BackflowError> {
-  const error = await promise.then(
-    () => assert.fail("the call succeeded"),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof BackflowError, `not a BackflowError: ${error}`);
-  return error;
-}
 
 test("trigger rejects at once with NotFound for an unknown sync", async () => {
   const bf = new BackflowClient(address, { token: TOKEN });
@@ -288,19 +279,6 @@ test("cancelRun of a finished run is FailedPrecondition", async () => {
   );
   assert.deepEqual(await bf.listRuns(`done-${data.id}`, RunState.FAILED), []);
 });
-
-/** Runs `body` with BACKFLOW_CA_CERT set to `value` (removed when undefined), then restores it. */
-function withCaCertEnv<T>(value: string | undefined, body: () => T): T {
-  const saved = process.env.BACKFLOW_CA_CERT;
-  if (value === undefined) delete process.env.BACKFLOW_CA_CERT;
-  else process.env.BACKFLOW_CA_CERT = value;
-  try {
-    return body();
-  } finally {
-    if (saved === undefined) delete process.env.BACKFLOW_CA_CERT;
-    else process.env.BACKFLOW_CA_CERT = saved;
-  }
-}
 
 test("an unreadable BACKFLOW_CA_CERT throws from the constructor, naming the variable and path", () => {
   const path = join(tmpdir(), `no-such-ca-${randomBytes(4).toString("hex")}.pem`);

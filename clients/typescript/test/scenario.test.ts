@@ -10,8 +10,9 @@ import { accessSync, constants, readdirSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { BackflowClient, BackflowError, Code, RunFailedError, RunState, SyncMode } from "../src/index.js";
+import { BackflowClient, Code, RunFailedError, RunState, SyncMode } from "../src/index.js";
 import { startServer, TOKEN, type Server } from "./server.js";
+import { backflowError } from "./helpers.js";
 
 const run = promisify(execFile);
 
@@ -65,16 +66,6 @@ async function psql(sql: string): Promise<string> {
 /** md5 of every row of `table`, in id order. */
 function digest(table: string): Promise<string> {
   return psql(`SELECT md5(string_agg(id || ':' || name || ':' || score, ',' ORDER BY id)) FROM ${table}`);
-}
-
-/** Resolves to the BackflowError `promise` rejects with; fails when it resolves. */
-async function backflowError(promise: Promise<unknown>): Promise<BackflowError> {
-  const error = await promise.then(
-    () => assert.fail("the call succeeded"),
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof BackflowError, `not a BackflowError: ${error}`);
-  return error;
 }
 
 before(async () => {

@@ -10,23 +10,11 @@ import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { BackflowClient, BackflowError, Code } from "../src/index.js";
 import { ROOT, startServer, TOKEN, type Server } from "./server.js";
+import { withCaCertEnv } from "./helpers.js";
 
 let server: Server | undefined;
 let certs: string;
 let caPem: string;
-
-/** Runs `body` with BACKFLOW_CA_CERT set to `value` (removed when undefined), then restores it. */
-function withCaCertEnv<T>(value: string | undefined, body: () => T): T {
-  const saved = process.env.BACKFLOW_CA_CERT;
-  if (value === undefined) delete process.env.BACKFLOW_CA_CERT;
-  else process.env.BACKFLOW_CA_CERT = value;
-  try {
-    return body();
-  } finally {
-    if (saved === undefined) delete process.env.BACKFLOW_CA_CERT;
-    else process.env.BACKFLOW_CA_CERT = saved;
-  }
-}
 
 before(async () => {
   certs = mkdtempSync(join(tmpdir(), "backflow-ts-tls-"));
